@@ -1,0 +1,29 @@
+"""Types shared by the core and every plugin. Importing this package never imports torch."""
+
+from harness.api.method import Avatar, Method, MissingWeightsError
+from harness.api.specs import (
+    Capabilities,
+    DatasetSpec,
+    ExecutorSpec,
+    MethodSpec,
+    MetricSpec,
+    load_target,
+)
+from harness.api.types import Camera, EvalUnit, Target, View, ViewRef
+
+__all__ = [
+    "Avatar",
+    "Camera",
+    "Capabilities",
+    "DatasetSpec",
+    "EvalUnit",
+    "ExecutorSpec",
+    "Method",
+    "MethodSpec",
+    "MissingWeightsError",
+    "MetricSpec",
+    "Target",
+    "View",
+    "ViewRef",
+    "load_target",
+]

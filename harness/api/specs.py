@@ -1,0 +1,100 @@
+"""Plugin specs: plain data describing a method, dataset, metric or executor.
+
+A spec names its implementation with a lazy ``"module:attribute"`` target, so listing what is registered imports
+nothing heavy (no torch); the target is imported only when the thing is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+def load_target(target: str) -> Any:
+    """Import ``"package.module:Attribute"`` and return the attribute."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"target {target!r} is not of the form 'module:Attribute'")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError as err:
+        raise ImportError(f"module {module_name!r} has no attribute {attribute!r} (target {target!r})") from err
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method can do; the runner refuses units a method cannot handle."""
+
+    inputs: Literal["one", "few"] = "one"
+    animatable: bool = False
+    full_head: bool = False
+    needs_flame_tracking: bool = False
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    target: str
+    display_name: str = ""
+    description: str = ""
+    version: str = "1"
+    paper: str = ""
+    paper_url: str = ""
+    licence: str = ""
+    status: Literal["reference", "reimplementation", "official", "experimental"] = "experimental"
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    default_config: dict[str, Any] = field(default_factory=dict)
+    weights: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: the adapter that reads its on-disk layout and the protocols defined on it.
+
+    ``protocols`` maps a protocol name to the path of its versioned protocol file.
+    """
+
+    name: str
+    target: str
+    display_name: str = ""
+    description: str = ""
+    protocols: dict[str, str] = field(default_factory=dict)
+    default_protocol: str = ""
+    root_env: str = ""
+    obtain: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A per-image metric. ``kind='pair'`` compares a prediction with its ground truth."""
+
+    name: str
+    target: str
+    direction: Literal["higher", "lower"]
+    display_name: str = ""
+    value_range: tuple[float, float] = (float("-inf"), float("inf"))
+    settings: str = ""
+    kind: Literal["pair", "reference_free"] = "pair"
+    weights: tuple[str, ...] = ()
+    default: bool = True
+
+    @property
+    def title(self) -> str:
+        return self.display_name or self.name
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    name: str
+    target: str
+    description: str = ""

@@ -1,0 +1,218 @@
+"""The ``harness`` command. Heavy modules (torch, the scorer) are imported only by the commands that need them,
+so ``harness ls`` and ``harness plugins`` stay fast and torch-free."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.paths import default_runs_dir
+from harness.plugins.registry import KINDS, UnknownNameError, get_registry
+
+
+def _parse_config(items: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    config: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"harness: --config expects KEY=VALUE, got {item!r}")
+        config[key] = yaml.safe_load(value)
+    return config
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    registry = get_registry()
+    console = _console()
+    from rich.table import Table
+
+    table = Table(title=f"harness {args.kind}", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("plugin")
+    table.add_column("description")
+    for name, spec in sorted(registry.specs[args.kind].items()):
+        extra = ""
+        if args.kind == "metrics":
+            extra = f"[{spec.direction} is better] {spec.settings}"
+        elif args.kind == "datasets":
+            extra = f"{spec.description} protocols: {', '.join(spec.protocols) or 'none yet'}"
+        elif args.kind == "methods":
+            extra = f"{spec.description} [{spec.status}]"
+        else:
+            extra = spec.description
+        table.add_row(name, registry.owner(args.kind, name), extra)
+    console.print(table)
+    if registry.failures:
+        console.print(f"[red]{len(registry.failures)} plugin(s) failed to load; see `harness plugins`[/red]")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    registry = get_registry()
+    console = _console()
+    from rich.table import Table
+
+    table = Table(title="loaded plugins", title_justify="left")
+    for col in ("plugin", "distribution", "version", "module", "provides"):
+        table.add_column(col)
+    for p in registry.plugins:
+        table.add_row(p.name, p.distribution, p.version, p.module, ", ".join(p.provides))
+    console.print(table)
+    if registry.failures:
+        failed = Table(title="failed plugins", title_justify="left", style="red")
+        for col in ("plugin", "distribution", "stage", "error"):
+            failed.add_column(col)
+        for f in registry.failures:
+            failed.add_row(f.plugin, f.distribution, f.stage, f.error)
+        console.print(failed)
+    else:
+        console.print("no plugin failed to load")
+    return 0
+
+
+class _Progress:
+    """A rich progress bar fed by the runner's (stage, done, total) callbacks."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+def _print_results(console: Any, scored: Any, registry: Any) -> None:
+    from rich.table import Table
+
+    from harness.report.aggregate import summary_table
+
+    rows = summary_table(scored.metrics, scored.expected_images, registry)
+    table = Table(title="results (mean over images)", title_justify="left")
+    for col in ("metric", "variant", "better", "mean", "images"):
+        table.add_column(col, justify="right" if col in ("mean", "images") else "left")
+    for r in rows:
+        images = f"{r['images']} / {r['expected']}" + ("" if r["complete"] else " [red]incomplete[/red]")
+        table.add_row(r["title"], r["variant"], r["direction"], f"{r['mean']:.4f}", images)
+    console.print(table)
+
+
+def _print_problems(console: Any, failed: Sequence[tuple[str, str]], scored: Any) -> bool:
+    for unit, error in failed:
+        console.print(f"[red]unit {unit} failed:[/red] {error}")
+    for unit in scored.missing_units:
+        if unit not in {u for u, _ in failed}:
+            console.print(f"[red]unit {unit} has no predictions[/red]")
+    for err in scored.errors:
+        console.print(f"[red]not scored:[/red] {err['error']}")
+    return bool(failed or scored.missing_units or scored.errors)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import RunRequest, run
+
+    registry = get_registry()
+    console = _console()
+    request = RunRequest(
+        method=args.method, dataset=args.dataset, protocol=args.protocol,
+        data_root=Path(args.data_root) if args.data_root else None, runs_dir=Path(args.runs_dir),
+        config=_parse_config(args.config), seed=args.seed, device=args.device, executor=args.executor,
+    )
+    with _Progress(console) as progress:
+        result = run(request, registry, progress)
+    _print_results(console, result["scored"], registry)
+    timing = result["record"]["timing"]
+    console.print(f"time: {timing['wall_s']:.1f} s wall, method {timing['method_s']:.1f} s, "
+                  f"metrics {timing['metrics_s']:.1f} s, other {100 * timing['other_share']:.1f}%")
+    console.print(f"run folder: {result['prepared'].store.root}")
+    console.print(f"summary: {result['report']}")
+    return 1 if _print_problems(console, result["predicted"].failed, result["scored"]) else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from harness.external import prepare_external_run
+    from harness.provenance import resolve_device
+    from harness.report.summary import write_summary
+    from harness.scoring.scorer import score_run
+
+    registry = get_registry()
+    console = _console()
+    run_dir = Path(args.run_dir)
+    prepare_external_run(run_dir, registry, args.dataset, args.protocol, args.data_root, args.method_name)
+    with _Progress(console) as progress:
+        scored = score_run(run_dir, registry, device=resolve_device(args.device), progress=progress)
+    _print_results(console, scored, registry)
+    report = write_summary(run_dir, registry)
+    console.print(f"metrics: {run_dir / 'metrics.parquet'}")
+    console.print(f"summary: {report}")
+    return 1 if _print_problems(console, [], scored) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_run = sub.add_parser("run", help="run a method on a dataset protocol, score it, write its summary")
+    p_run.add_argument("--method", required=True)
+    p_run.add_argument("--dataset", required=True)
+    p_run.add_argument("--protocol", help="protocol name of the dataset, or a protocol .yaml file")
+    p_run.add_argument("--data-root", help="dataset folder (default: the dataset's environment variable)")
+    p_run.add_argument("--runs-dir", default=str(default_runs_dir()), help="where run folders go (default: runs)")
+    p_run.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="method config override")
+    p_run.add_argument("--seed", type=int, default=0)
+    p_run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p_run.add_argument("--executor", default="local")
+    p_run.set_defaults(func=cmd_run)
+
+    p_score = sub.add_parser("score", help="score a folder of predictions (made by harness or any other tool)")
+    p_score.add_argument("run_dir")
+    p_score.add_argument("--dataset", help="needed when the folder has no run.json")
+    p_score.add_argument("--protocol", help="needed when the folder has no run.json")
+    p_score.add_argument("--data-root")
+    p_score.add_argument("--method-name", default="external", help="label for predictions made elsewhere")
+    p_score.add_argument("--device", default="auto")
+    p_score.set_defaults(func=cmd_score)
+
+    p_ls = sub.add_parser("ls", help="list registered methods, datasets, metrics or executors")
+    p_ls.add_argument("kind", choices=list(KINDS))
+    p_ls.set_defaults(func=cmd_ls)
+
+    p_plugins = sub.add_parser("plugins", help="show loaded plugins and those that failed")
+    p_plugins.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from harness.data.errors import DatasetError, ProtocolError
+
+    try:
+        return int(args.func(args) or 0)
+    except (UnknownNameError, DatasetError, ProtocolError) as err:
+        print(f"harness: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dataset adapters (on-disk layouts -> the harness contract) and versioned protocols."""

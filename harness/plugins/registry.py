@@ -1,0 +1,189 @@
+"""Discovers plugins through the ``harness`` entry-point group and collects their specs.
+
+Loading is fault-isolated: a plugin that fails to import, or whose hook raises, is recorded as a
+``PluginFailure`` and everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from harness.api.specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec
+from harness.plugins import hookspecs
+
+ENTRY_POINT_GROUP = "harness"
+
+KINDS: dict[str, tuple[str, type]] = {
+    "methods": ("register_methods", MethodSpec),
+    "datasets": ("register_datasets", DatasetSpec),
+    "metrics": ("register_metrics", MetricSpec),
+    "executors": ("register_executors", ExecutorSpec),
+}
+
+
+class UnknownNameError(LookupError):
+    """An unknown method/dataset/metric/executor name, with close matches in the message."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(known) if known else "none"
+        super().__init__(f"unknown {kind[:-1]} {name!r}.{hint} Known {kind}: {listing}.")
+        self.kind, self.name, self.suggestions = kind, name, close
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    plugin: str
+    distribution: str
+    stage: str
+    error: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    name: str
+    distribution: str
+    version: str
+    module: str
+    provides: tuple[str, ...] = ()
+
+
+@dataclass
+class Registry:
+    specs: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    plugins: list[LoadedPlugin] = field(default_factory=list)
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def get(self, kind: str, name: str) -> Any:
+        try:
+            return self.specs[kind][name]
+        except KeyError:
+            raise UnknownNameError(kind, name, self.specs[kind]) from None
+
+    def method(self, name: str) -> MethodSpec:
+        return self.get("methods", name)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return self.get("datasets", name)
+
+    def metric(self, name: str) -> MetricSpec:
+        return self.get("metrics", name)
+
+    def executor(self, name: str) -> ExecutorSpec:
+        return self.get("executors", name)
+
+    def owner(self, kind: str, name: str) -> str:
+        return self.owners.get((kind, name), "")
+
+    def plugin_version(self, plugin_name: str) -> str:
+        for plugin in self.plugins:
+            if plugin.name == plugin_name:
+                return plugin.version
+        return ""
+
+
+def _distribution_of(ep: EntryPoint) -> tuple[str, str]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return "", ""
+    return dist.metadata["Name"] or "", dist.version or ""
+
+
+def _collect(registry: Registry, plugin_name: str, dist_name: str, module: ModuleType | object,
+             pm: pluggy.PluginManager) -> tuple[str, ...]:
+    """Call each hook of one plugin in isolation and add its specs; returns the kinds it provided."""
+    provided: list[str] = []
+    for kind, (hook_name, spec_type) in KINDS.items():
+        impl = getattr(module, hook_name, None)
+        if impl is None or pm.parse_hookimpl_opts(module, hook_name) is None:
+            continue
+        collected: list[Any] = []
+
+        def register(spec: Any, _type: type = spec_type, _kind: str = kind) -> None:
+            if not isinstance(spec, _type):
+                raise TypeError(f"{_kind} hook registered {type(spec).__name__}, expected {_type.__name__}")
+            collected.append(spec)
+
+        try:
+            impl(register=register)
+        except Exception as err:  # a broken plugin must not take the others down
+            registry.failures.append(PluginFailure(plugin_name, dist_name, hook_name, _describe(err),
+                                                   traceback.format_exc()))
+            continue
+        for spec in collected:
+            existing = registry.owners.get((kind, spec.name))
+            if existing is not None:
+                registry.failures.append(PluginFailure(
+                    plugin_name, dist_name, hook_name,
+                    f"{kind[:-1]} {spec.name!r} is already registered by plugin {existing!r}; ignored"))
+                continue
+            registry.specs[kind][spec.name] = spec
+            registry.owners[(kind, spec.name)] = plugin_name
+        if collected:
+            provided.append(kind)
+    return tuple(provided)
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def build_registry(
+    eps: Iterable[EntryPoint] | None = None,
+    extra_modules: Iterable[tuple[str, object]] = (),
+) -> Registry:
+    """Load every plugin of the entry-point group (plus ``extra_modules``, used by tests) into a new registry."""
+    registry = Registry()
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    if eps is None:
+        eps = entry_points(group=ENTRY_POINT_GROUP)
+    loaded: list[tuple[str, str, str, str, object]] = []
+    for ep in sorted(eps, key=lambda e: e.name):
+        dist_name, dist_version = _distribution_of(ep)
+        try:
+            module = ep.load()
+            pm.register(module, name=f"{dist_name}:{ep.name}")
+        except Exception as err:
+            registry.failures.append(PluginFailure(ep.name, dist_name, "import", _describe(err),
+                                                   traceback.format_exc()))
+            continue
+        loaded.append((ep.name, dist_name, dist_version, ep.value, module))
+    for name, module in extra_modules:
+        pm.register(module, name=name)
+        loaded.append((name, "", "", getattr(module, "__name__", name), module))
+    for name, dist_name, dist_version, module_path, module in loaded:
+        provides = _collect(registry, name, dist_name, module, pm)
+        registry.plugins.append(LoadedPlugin(name, dist_name, dist_version, module_path, provides))
+    return registry
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = build_registry()
+    return _REGISTRY
+
+
+def reset_registry() -> None:
+    global _REGISTRY
+    _REGISTRY = None
+
+
+RegisterCallback = Callable[[Any], None]

@@ -1,0 +1,1 @@
+"""HTML output built from run folders (never recomputing metrics)."""

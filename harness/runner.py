@@ -1,0 +1,269 @@
+"""``harness run``: expand a protocol into units, let the method predict each, then score the run.
+
+Each run lives in a folder named by a hash of what determines its results (method, method version, config,
+dataset, protocol content and version, seed); running the same command again resumes it: finished units are
+skipped, a unit that a kill interrupted is redone from scratch.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.api.method import Method
+from harness.api.specs import MethodSpec, load_target
+from harness.api.types import EvalUnit, Target
+from harness.data.adapter import DatasetAdapter
+from harness.data.protocol import Protocol
+from harness.data.resolve import dataset_root, open_dataset, resolve_protocol
+from harness.imageio import write_png
+from harness.jsonio import stable_hash
+from harness.plugins.registry import Registry
+from harness.provenance import collect, resolve_device
+from harness.store import RunStore
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class RenderError(RuntimeError):
+    """A method returned an image that breaks the contract (shape, NaN, ...)."""
+
+
+@dataclass
+class RunRequest:
+    method: str
+    dataset: str
+    protocol: str | None = None
+    data_root: Path | None = None
+    runs_dir: Path = Path("runs")
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    executor: str = "local"
+
+
+@dataclass
+class PreparedRun:
+    request: RunRequest
+    spec: MethodSpec
+    protocol: Protocol
+    adapter: DatasetAdapter
+    units: list[EvalUnit]
+    config: dict[str, Any]
+    identity: dict[str, Any]
+    run_id: str
+    store: RunStore
+
+    def unit_key(self, unit: EvalUnit) -> str:
+        return stable_hash({"run": self.identity, "unit": unit.as_dict()})
+
+
+@dataclass
+class PredictSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    method_seconds: float = 0.0
+
+
+def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
+    spec = registry.method(request.method)
+    dataset_spec = registry.dataset(request.dataset)
+    protocol = resolve_protocol(dataset_spec, request.protocol)
+    adapter = open_dataset(dataset_spec, request.data_root)
+    config = {**spec.default_config, **request.config}
+    identity = {
+        "method": spec.name,
+        "method_version": spec.version,
+        "config": config,
+        "dataset": dataset_spec.name,
+        "protocol": protocol.identity(),
+        "seed": request.seed,
+    }
+    run_id = f"{spec.name}-{stable_hash(identity, 10)}"
+    store = RunStore(Path(request.runs_dir) / f"{dataset_spec.name}.{protocol.name}" / run_id)
+    return PreparedRun(request, spec, protocol, adapter, protocol.units(), config, identity, run_id, store)
+
+
+def run_record(prepared: PreparedRun, registry: Registry, device: str) -> dict[str, Any]:
+    plugin_versions = {p.name: p.version for p in registry.plugins}
+    request = prepared.request
+    root = dataset_root(registry.dataset(request.dataset), request.data_root)
+    return {
+        "run_id": prepared.run_id,
+        "method": prepared.spec.name,
+        "method_version": prepared.spec.version,
+        "method_plugin": registry.owner("methods", prepared.spec.name),
+        "config": prepared.config,
+        "dataset": request.dataset,
+        "data_root": str(getattr(prepared.adapter, "root", root or "")),
+        "protocol": prepared.protocol.name,
+        "protocol_version": prepared.protocol.version,
+        "protocol_content": prepared.protocol.raw,
+        "seed": request.seed,
+        "units": len(prepared.units),
+        "provenance": collect(device, plugin_versions),
+    }
+
+
+def unit_seed(seed: int, unit: EvalUnit) -> int:
+    """A per-unit seed that depends on the unit, not on the order units happen to run in."""
+    return int(stable_hash({"seed": seed, "unit": unit.name}, 8), 16)
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _peak_memory_mb(device: str) -> dict[str, float]:
+    import torch
+
+    out = {"process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        out["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def check_render(image: Any, target: Target, unit: str) -> np.ndarray:
+    where = f"unit {unit}, target {target.ref.subject}/{target.ref.sequence}/frame {target.ref.frame}/" \
+            f"camera {target.ref.camera}"
+    array = np.asarray(image, dtype=np.float32)
+    expected = (target.camera.height, target.camera.width)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[:2] != expected:
+        raise RenderError(f"{where}: rendered shape {array.shape}, expected {expected + (3,)} or "
+                          f"{expected + (4,)}")
+    if not np.isfinite(array).all():
+        raise RenderError(f"{where}: rendered image contains NaN or infinite values")
+    return np.clip(array, 0.0, 1.0)
+
+
+def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: str) -> float:
+    """Run the method on one unit and commit its predictions; returns seconds spent inside the method."""
+    import torch
+
+    store, adapter = prepared.store, prepared.adapter
+    seed = unit_seed(prepared.request.seed, unit)
+    _seed_everything(seed)
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    sources = [adapter.load_view(ref) for ref in unit.sources]
+    targets = [Target(ref, adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)) for ref in unit.targets]
+    staging = store.begin_unit(unit.name)
+    try:
+        t0 = time.perf_counter()
+        avatar = method.reconstruct(sources)
+        t1 = time.perf_counter()
+        images = method.render(avatar, targets)
+        t2 = time.perf_counter()
+        if len(images) != len(targets):
+            raise RenderError(f"unit {unit.name}: method returned {len(images)} images for {len(targets)} targets")
+        for target, image in zip(targets, images, strict=True):
+            array = check_render(image, target, unit.name)
+            alpha = array[..., 3] if array.shape[2] == 4 else None
+            write_png(staging / RunStore.relative_prediction(target.ref), array[..., :3], alpha)
+        info = {
+            "unit": unit.name,
+            "unit_key": prepared.unit_key(unit),
+            "method": prepared.spec.name,
+            "method_version": prepared.spec.version,
+            "config": prepared.config,
+            "seed": seed,
+            "checkpoint_sha256": getattr(method, "checkpoint_sha256", None),
+            "timings_s": {"reconstruct": t1 - t0, "render": t2 - t1},
+            "memory": _peak_memory_mb(device),
+            "targets": len(targets),
+        }
+        store.commit_unit(unit.name, staging, info)
+        return t2 - t0
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_method(spec: MethodSpec, device: str, config: Mapping[str, Any]) -> Method:
+    method = load_target(spec.target)()
+    method.load(device, config)
+    return method
+
+
+def predict(prepared: PreparedRun, registry: Registry, device: str,
+            progress: ProgressCallback | None = None) -> PredictSummary:
+    store = prepared.store
+    store.clean_staging()
+    summary = PredictSummary()
+    pending = [u for u in prepared.units if not store.is_done(u.name, prepared.unit_key(u))]
+    summary.skipped = len(prepared.units) - len(pending)
+    if progress:
+        progress("predict", summary.skipped, len(prepared.units))
+    if not pending:
+        return summary
+    t0 = time.perf_counter()
+    method = load_method(prepared.spec, device, prepared.config)
+    summary.method_seconds += time.perf_counter() - t0
+    executor = load_target(registry.executor(prepared.request.executor).target)()
+
+    def work(unit: EvalUnit) -> tuple[EvalUnit, float, str | None]:
+        try:
+            return unit, predict_unit(prepared, method, unit, device), None
+        except Exception as err:
+            message = str(err) if isinstance(err, RenderError) else f"{type(err).__name__}: {err}"
+            store.record_failure(unit.name, None, {"unit": unit.name, "error": message,
+                                                   "traceback": traceback.format_exc()})
+            return unit, 0.0, message
+
+    for unit, seconds, error in executor.map(work, pending):
+        summary.method_seconds += seconds
+        if error is None:
+            summary.done += 1
+        else:
+            summary.failed.append((unit.name, error))
+        if progress:
+            progress("predict", summary.skipped + summary.done + len(summary.failed), len(prepared.units))
+    return summary
+
+
+def run(request: RunRequest, registry: Registry, progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Predict every unit, score the run, write its summary; returns what the CLI prints."""
+    from harness.report.summary import write_summary
+    from harness.scoring.scorer import score_run
+
+    wall0 = time.perf_counter()
+    device = resolve_device(request.device)
+    prepared = prepare(request, registry)
+    store = prepared.store
+    store.root.mkdir(parents=True, exist_ok=True)
+    record = run_record(prepared, registry, device)
+    store.write_run(record)
+    predicted = predict(prepared, registry, device, progress)
+    scored = score_run(store.root, registry, device=device, adapter=prepared.adapter, progress=progress)
+    report = write_summary(store.root, registry)
+    wall = time.perf_counter() - wall0
+    compute = predicted.method_seconds + scored.metric_seconds
+    record["timing"] = {
+        "wall_s": wall,
+        "method_s": predicted.method_seconds,
+        "metrics_s": scored.metric_seconds,
+        "other_s": wall - compute,
+        "other_share": (wall - compute) / wall if wall > 0 else 0.0,
+        "units_predicted": predicted.done,
+        "units_skipped": predicted.skipped,
+    }
+    record["failed_units"] = [{"unit": u, "error": e} for u, e in predicted.failed]
+    store.write_run(record)
+    return {"prepared": prepared, "predicted": predicted, "scored": scored, "report": report,
+            "record": record}

@@ -1,0 +1,1 @@
+"""Scoring: per-image metrics computed from prediction files and ground truth, into one long table."""

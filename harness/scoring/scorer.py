@@ -1,0 +1,248 @@
+"""The one scorer: prediction files + ground truth -> the long metrics table (Parquet).
+
+It reads only the run folder and the dataset, never the method, so predictions made by any tool in the same
+layout are scored exactly as ``harness run`` scores its own. Per-unit results are cached next to the run and
+reused while the prediction files' hashes, the metric list and the protocol are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from harness.api.specs import MetricSpec, load_target
+from harness.api.types import EvalUnit, ViewRef
+from harness.data.adapter import DatasetAdapter
+from harness.data.errors import DatasetError
+from harness.data.protocol import Protocol, parse_protocol
+from harness.data.resolve import open_dataset
+from harness.imageio import ImageReadError, read_image
+from harness.jsonio import atomic_write_json, read_json, sha256_bytes, stable_hash
+from harness.plugins.registry import Registry
+from harness.store import RunStore
+
+SCORER_VERSION = 1
+BATCH_SIZE = 16
+VARIANTS = ("full", "masked")
+KEY_COLUMNS = ["unit", "subject", "sequence", "frame", "camera", "metric", "variant"]
+
+METRIC_SCHEMA = {
+    "run": pl.String, "method": pl.String, "dataset": pl.String, "protocol": pl.String,
+    "protocol_version": pl.Int64, "unit": pl.String, "kind": pl.String, "subject": pl.String,
+    "sequence": pl.String, "camera": pl.String, "frame": pl.Int64, "metric": pl.String, "variant": pl.String,
+    "value": pl.Float64,
+}
+IMAGE_SCHEMA = {
+    "unit": pl.String, "subject": pl.String, "sequence": pl.String, "camera": pl.String, "frame": pl.Int64,
+    "prediction": pl.String, "prediction_sha256": pl.String, "ground_truth_sha256": pl.String,
+    "masked_available": pl.Boolean,
+}
+
+
+@dataclass
+class ScoreResult:
+    metrics: pl.DataFrame
+    images: pl.DataFrame
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    missing_units: list[str] = field(default_factory=list)
+    metric_seconds: float = 0.0
+    expected_images: int = 0
+
+
+@dataclass
+class _Pair:
+    ref: ViewRef
+    prediction: np.ndarray
+    ground_truth: np.ndarray
+    alpha: np.ndarray | None
+    pred_file: str
+    pred_sha: str
+    gt_sha: str
+
+
+class ScoringError(RuntimeError):
+    pass
+
+
+def ground_truth_hash(image: np.ndarray, alpha: np.ndarray | None) -> str:
+    digest = hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes())
+    if alpha is not None:
+        digest.update(np.ascontiguousarray(alpha, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def load_metrics(registry: Registry, names: Sequence[str] | None, device: str) -> list[tuple[MetricSpec, Any]]:
+    if names:
+        specs = [registry.metric(n) for n in names]
+    else:
+        specs = [s for s in registry.specs["metrics"].values() if s.default and s.kind == "pair"]
+    specs = sorted(specs, key=lambda s: s.name)
+    return [(spec, load_target(spec.target)(device=device)) for spec in specs]
+
+
+def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tuple[int, ...]) -> tuple[
+        np.ndarray, str, str]:
+    path = store.find_prediction(unit.name, ref)
+    where = f"unit {unit.name}: prediction {path}"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ScoringError(f"{where} is missing") from None
+    try:
+        rgb, _ = read_image(path)
+    except ImageReadError as err:
+        raise ScoringError(f"unit {unit.name}: {err}") from None
+    if rgb.shape != gt_shape:
+        raise ScoringError(f"{where} has size {rgb.shape[1]}x{rgb.shape[0]}, the ground truth is "
+                           f"{gt_shape[1]}x{gt_shape[0]}")
+    if not np.isfinite(rgb).all():
+        raise ScoringError(f"{where} contains NaN or infinite values")
+    return np.clip(rgb, 0.0, 1.0), str(path.relative_to(store.root)), sha256_bytes(data)
+
+
+def _composite(rgb: Any, alpha: Any, background: Any) -> Any:
+    return rgb * alpha + background * (1.0 - alpha)
+
+
+def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: str,
+             background: tuple[float, float, float]) -> list[tuple[int, str, str, float]]:
+    """(pair index, metric, variant, value) for every pair, in batches grouped by image size."""
+    import torch
+
+    out: list[tuple[int, str, str, float]] = []
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, pair in enumerate(pairs):
+        by_shape.setdefault(pair.ground_truth.shape, []).append(i)
+    bg = torch.tensor(background, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    for indices in by_shape.values():
+        for start in range(0, len(indices), BATCH_SIZE):
+            chunk = indices[start:start + BATCH_SIZE]
+
+            def stack(arrays: list[np.ndarray]) -> torch.Tensor:
+                return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)
+
+            pred = stack([pairs[i].prediction for i in chunk])
+            gt = stack([pairs[i].ground_truth for i in chunk])
+            masked_idx = [k for k, i in enumerate(chunk) if pairs[i].alpha is not None]
+            variants = {"full": (pred, gt, list(range(len(chunk))))}
+            if masked_idx:
+                alpha = torch.from_numpy(np.stack([pairs[chunk[k]].alpha for k in masked_idx]))
+                alpha = alpha.unsqueeze(1).to(device)
+                variants["masked"] = (_composite(pred[masked_idx], alpha, bg),
+                                      _composite(gt[masked_idx], alpha, bg), masked_idx)
+            for spec, metric in metrics:
+                for variant, (p, g, rows) in variants.items():
+                    values = metric(p, g).detach().double().cpu().numpy()
+                    out.extend((chunk[k], spec.name, variant, float(v)) for k, v in zip(rows, values, strict=True))
+    return out
+
+
+@dataclass
+class _UnitScore:
+    metrics: pl.DataFrame
+    images: pl.DataFrame
+    errors: list[dict[str, Any]]
+    seconds: float
+
+
+def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protocol: Protocol,
+                metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any]) -> _UnitScore:
+    pairs: list[_Pair] = []
+    errors: list[dict[str, Any]] = []
+    for ref in unit.targets:
+        try:
+            view = adapter.load_view(ref)
+            pred, rel, pred_sha = _load_prediction(store, unit, ref, view.image.shape)
+        except (ScoringError, DatasetError) as err:
+            errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
+            continue
+        pairs.append(_Pair(ref, pred, view.image, view.alpha, rel, pred_sha,
+                           ground_truth_hash(view.image, view.alpha)))
+    t0 = time.perf_counter()
+    values = _compute(pairs, metrics, device, protocol.background) if pairs else []
+    seconds = time.perf_counter() - t0
+    rows = [{
+        **run_meta, "unit": unit.name, "kind": unit.kind, "subject": pairs[i].ref.subject,
+        "sequence": pairs[i].ref.sequence, "camera": pairs[i].ref.camera, "frame": pairs[i].ref.frame,
+        "metric": name, "variant": variant, "value": value,
+    } for i, name, variant, value in values]
+    images = [{
+        "unit": unit.name, **p.ref.as_dict(), "prediction": p.pred_file, "prediction_sha256": p.pred_sha,
+        "ground_truth_sha256": p.gt_sha, "masked_available": p.alpha is not None,
+    } for p in pairs]
+    return _UnitScore(pl.DataFrame(rows, schema=METRIC_SCHEMA), pl.DataFrame(images, schema=IMAGE_SCHEMA),
+                      errors, seconds)
+
+
+def _prediction_fingerprint(store: RunStore, unit: EvalUnit) -> str:
+    """Hash of the unit's prediction files (names and bytes), to decide if cached scores still hold."""
+    digest = hashlib.sha256()
+    for ref in unit.targets:
+        path = store.find_prediction(unit.name, ref)
+        digest.update(str(path.relative_to(store.root)).encode())
+        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+    return digest.hexdigest()
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: DatasetAdapter | None = None,
+              metric_names: Sequence[str] | None = None,
+              progress: Callable[[str, int, int], None] | None = None) -> ScoreResult:
+    store = RunStore(run_dir)
+    run = store.read_run()
+    protocol = parse_protocol(run["protocol_content"], f"{store.run_json} (protocol_content)")
+    if adapter is None:
+        adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None)
+    metrics = load_metrics(registry, metric_names or run.get("metrics"), device)
+    run_meta = {"run": run["run_id"], "method": run["method"], "dataset": run["dataset"],
+                "protocol": protocol.name, "protocol_version": protocol.version}
+    cache_identity = {"scorer": SCORER_VERSION, "metrics": [s.name for s, _ in metrics],
+                      "protocol": protocol.identity(), "run": run_meta}
+    units = protocol.units()
+    metric_parts, image_parts, errors, missing = [], [], [], []
+    seconds = 0.0
+    for done, unit in enumerate(units, start=1):
+        if not store.unit_dir(unit.name).is_dir():
+            missing.append(unit.name)
+        else:
+            key = stable_hash({**cache_identity, "predictions": _prediction_fingerprint(store, unit)})
+            sidecar = store.score_part(unit.name).with_suffix(".json")
+            cached = read_json(sidecar) if sidecar.exists() else None
+            if cached is not None and cached.get("key") == key:
+                metric_parts.append(pl.read_parquet(store.score_part(unit.name)))
+                image_parts.append(pl.read_parquet(store.score_part(unit.name).with_suffix(".images.parquet")))
+                errors.extend(cached.get("errors", []))
+            else:
+                scored = _score_unit(store, unit, adapter, protocol, metrics, device, run_meta)
+                seconds += scored.seconds
+                _write_parquet(scored.metrics, store.score_part(unit.name))
+                _write_parquet(scored.images, store.score_part(unit.name).with_suffix(".images.parquet"))
+                atomic_write_json(sidecar, {"key": key, "errors": scored.errors})
+                metric_parts.append(scored.metrics)
+                image_parts.append(scored.images)
+                errors.extend(scored.errors)
+        if progress:
+            progress("score", done, len(units))
+    metrics_table = pl.concat(metric_parts) if metric_parts else pl.DataFrame(schema=METRIC_SCHEMA)
+    metrics_table = metrics_table.sort(KEY_COLUMNS)
+    images_table = pl.concat(image_parts) if image_parts else pl.DataFrame(schema=IMAGE_SCHEMA)
+    images_table = images_table.sort(["unit", "subject", "sequence", "frame", "camera"])
+    _write_parquet(metrics_table, store.metrics_path)
+    _write_parquet(images_table, store.images_path)
+    atomic_write_json(store.scoring_errors_path, {"errors": errors, "missing_units": missing})
+    return ScoreResult(metrics_table, images_table, errors, missing, seconds,
+                       expected_images=sum(len(u.targets) for u in units))
