@@ -143,8 +143,8 @@ def check_render(image: Any, target: Target, unit: str) -> np.ndarray:
     array = np.asarray(image, dtype=np.float32)
     expected = (target.camera.height, target.camera.width)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[:2] != expected:
-        raise RenderError(f"{where}: rendered shape {array.shape}, expected {expected + (3,)} or "
-                          f"{expected + (4,)}")
+        raise RenderError(f"{where}: rendered shape {array.shape}, expected {(*expected, 3)} or "
+                          f"{(*expected, 4)}")
     if not np.isfinite(array).all():
         raise RenderError(f"{where}: rendered image contains NaN or infinite values")
     return np.clip(array, 0.0, 1.0)

@@ -111,10 +111,10 @@ def _collect(registry: Registry, plugin_name: str, dist_name: str, module: Modul
             continue
         collected: list[Any] = []
 
-        def register(spec: Any, _type: type = spec_type, _kind: str = kind) -> None:
+        def register(spec: Any, _type: type = spec_type, _kind: str = kind, _into: list[Any] = collected) -> None:
             if not isinstance(spec, _type):
                 raise TypeError(f"{_kind} hook registered {type(spec).__name__}, expected {_type.__name__}")
-            collected.append(spec)
+            _into.append(spec)
 
         try:
             impl(register=register)

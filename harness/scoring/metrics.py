@@ -5,7 +5,8 @@ Conventions (shown in every report):
 - SSIM: per image, RGB (mean over channels), Gaussian window 11 taps with sigma 1.5, K1 0.01, K2 0.03,
   data_range 1.0, population (not sample) covariance, averaged over the valid region (no padding). This equals
   scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-  data_range=1.0)`` and torchmetrics' SSIM with ``data_range=1.0``.
+  data_range=1.0)``. torchmetrics' SSIM differs: it reflect-pads and averages over the padded border too
+  (about 0.01 higher or lower on small images), so it is not used here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,33 @@
+"""Methods used by the tests, registered through an entry point like any third-party plugin."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from harness.api import MethodSpec
+from harness.plugins import hookimpl
+from harness_methods.nearest_input.method import NearestInput
+
+
+class SlowNearest(NearestInput):
+    def reconstruct(self, sources):
+        time.sleep(float(os.environ.get("HARNESS_TEST_SLEEP", "0")))
+        return super().reconstruct(sources)
+
+
+class NanOnFirstSubject(NearestInput):
+    def render(self, avatar, targets):
+        images = super().render(avatar, targets)
+        if targets[0].ref.subject == "901":
+            images[0] = images[0].copy()
+            images[0][0, 0, 0] = np.nan
+        return images
+
+
+@hookimpl
+def register_methods(register):
+    register(MethodSpec(name="slow-nearest", target="harness_test_methods:SlowNearest", status="experimental"))
+    register(MethodSpec(name="nan-render", target="harness_test_methods:NanOnFirstSubject"))
