@@ -97,7 +97,8 @@ def test_bad_predictions_are_named_and_the_rest_is_scored(baseline_run: Path, tm
     kept = before.join(result.metrics, on=["unit", "camera", "frame", "metric", "variant"], how="inner")
     assert kept.height == result.metrics.height
     assert (kept["value"] == kept["value_right"]).all()
-    assert len(list((work / "predictions").rglob("*.png"))) == sum(len(v) for v in pngs.values()) - 2  # the missing one and the one replaced by .npy
+    # Only the deleted PNG and the one replaced by a .npy are gone.
+    assert len(list((work / "predictions").rglob("*.png"))) == sum(len(v) for v in pngs.values()) - 2
 
 
 def test_nan_render_fails_only_that_unit(tmp_path: Path, test_plugin_site: Path, demo_adapter) -> None:

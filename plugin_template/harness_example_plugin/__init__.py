@@ -1,0 +1,1 @@
+"""An example method plugin: the template to copy for your own method."""
