@@ -143,8 +143,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run(request, registry, progress)
     _print_results(console, result["scored"], registry)
     timing = result["record"]["timing"]
-    console.print(f"time: {timing['wall_s']:.1f} s wall, method {timing['method_s']:.1f} s, "
-                  f"metrics {timing['metrics_s']:.1f} s, other {100 * timing['other_share']:.1f}%")
+    console.print(f"time: {timing['wall_s']:.1f} s wall: torch import {timing['torch_import_s']:.1f} s, "
+                  f"method {timing['method_s']:.1f} s, metrics {timing['metrics_s']:.1f} s, "
+                  f"everything else {timing['other_s']:.1f} s ({100 * timing['other_share']:.1f}%)")
     console.print(f"run folder: {result['prepared'].store.root}")
     console.print(f"summary: {result['report']}")
     return 1 if _print_problems(console, result["predicted"].failed, result["scored"]) else 0
