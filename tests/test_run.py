@@ -150,3 +150,12 @@ def test_kill_and_resume_gives_the_identical_table(tmp_path: Path, test_plugin_s
     clean_table = pl.read_parquet(next(clean_runs.glob("*/*/metrics.parquet")))
     assert_frame_equal(killed_table, clean_table)
     assert not list(killed_runs.glob("*/*/predictions/.staging/*"))
+
+
+def test_summary_escapes_html_in_config(tmp_path: Path, demo_adapter) -> None:
+    request = RunRequest(method="nearest-input", dataset="demo", runs_dir=tmp_path, device="cpu",
+                         config={"note": "<script>alert(1)</script>"})
+    result = run(request, build_registry())
+    html = result["report"].read_text()
+    assert "<script>" not in html
+    assert result["record"]["config"]["note"] == "<script>alert(1)</script>"
