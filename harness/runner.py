@@ -8,6 +8,7 @@ skipped, a unit that a kill interrupted is redone from scratch.
 from __future__ import annotations
 
 import resource
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -189,8 +190,6 @@ def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: 
         store.commit_unit(unit.name, staging, info)
         return t2 - t0
     except BaseException:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
         raise
 

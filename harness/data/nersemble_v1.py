@@ -79,8 +79,7 @@ class NersembleV1:
             path = self.subject_dir(subject) / "camera_params.json"
             raise DatasetError(f"{path}: camera {camera_id} is not in 'world_2_cam'")
         if not width or not height:
-            with_size = self.image_path(ViewRef(subject, sequence, frame, camera_id))
-            _, _, width, height = _png_size(with_size)
+            width, height = _image_size(self.image_path(ViewRef(subject, sequence, frame, camera_id)))
         full = Camera(extrinsics[camera_id], K_full, width * DOWNSCALE, height * DOWNSCALE)
         return full.resized(width, height)
 
@@ -98,11 +97,12 @@ class NersembleV1:
         return View(ref=ref, image=image, camera=camera, alpha=alpha)
 
 
-def _png_size(path: Path) -> tuple[int, int, int, int]:
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding the pixels."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
-            return 0, 0, img.width, img.height
+            return img.width, img.height
     except FileNotFoundError:
         raise DatasetError(f"missing image file {path}") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -185,5 +185,3 @@ def reset_registry() -> None:
     global _REGISTRY
     _REGISTRY = None
 
-
-RegisterCallback = Callable[[Any], None]
