@@ -221,7 +221,7 @@ def predict(prepared: PreparedRun, registry: Registry, device: str,
             return unit, predict_unit(prepared, method, unit, device), None
         except Exception as err:
             message = str(err) if isinstance(err, RenderError) else f"{type(err).__name__}: {err}"
-            store.record_failure(unit.name, None, {"unit": unit.name, "error": message,
+            store.record_failure(unit.name, {"unit": unit.name, "error": message,
                                                    "traceback": traceback.format_exc()})
             return unit, 0.0, message
 

@@ -106,9 +106,7 @@ class RunStore:
         os.replace(staging, final)
         self.failure_path(unit).unlink(missing_ok=True)
 
-    def record_failure(self, unit: str, staging: Path | None, failure: dict[str, Any]) -> None:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+    def record_failure(self, unit: str, failure: dict[str, Any]) -> None:
         atomic_write_json(self.failure_path(unit), failure)
 
     def clean_staging(self) -> None:

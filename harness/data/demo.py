@@ -259,7 +259,7 @@ def generate(root: Path, seed: int = 0) -> None:
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
     try:
         extrinsics, K = rig_cameras()
-        for _index, subject in enumerate(SUBJECTS):
+        for subject in SUBJECTS:
             atomic_write_json(tmp / subject / "camera_params.json", {
                 "world_2_cam": {s: m.tolist() for s, m in extrinsics.items()},
                 "intrinsics": K.tolist(),
