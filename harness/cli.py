@@ -108,14 +108,20 @@ def _print_results(console: Any, scored: Any, registry: Any) -> None:
 
     from harness.report.aggregate import summary_table
 
-    rows = summary_table(scored.metrics, scored.expected_images, registry)
+    rows = summary_table(scored.metrics, scored.expected_images, registry, scored.unavailable_metrics)
     table = Table(title="results (mean over images)", title_justify="left")
-    for col in ("metric", "variant", "better", "mean", "images"):
-        table.add_column(col, justify="right" if col in ("mean", "images") else "left")
+    for col in ("metric", "variant", "better", "mean", "images", "undefined"):
+        table.add_column(col, justify="right" if col in ("mean", "images", "undefined") else "left")
     for r in rows:
+        if r["unavailable"]:
+            table.add_row(r["title"], "-", r["direction"], "[red]missing[/red]", "-", "-")
+            continue
         images = f"{r['images']} / {r['expected']}" + ("" if r["complete"] else " [red]incomplete[/red]")
-        table.add_row(r["title"], r["variant"], r["direction"], f"{r['mean']:.4f}", images)
+        mean = "n/a" if r["mean"] is None else f"{r['mean']:.4f}"
+        table.add_row(r["title"], r["variant"], r["direction"], mean, images, str(r["undefined"]))
     console.print(table)
+    for item in scored.unavailable_metrics:
+        console.print(f"[yellow]metric {item['metric']} not computed:[/yellow] {item['reason']}")
 
 
 def _print_problems(console: Any, failed: Sequence[tuple[str, str]], scored: Any) -> bool:
@@ -138,6 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         method=args.method, dataset=args.dataset, protocol=args.protocol,
         data_root=Path(args.data_root) if args.data_root else None, runs_dir=Path(args.runs_dir),
         config=_parse_config(args.config), seed=args.seed, device=args.device, executor=args.executor,
+        strict_metrics=args.strict,
     )
     with _Progress(console) as progress:
         result = run(request, registry, progress)
@@ -162,12 +169,80 @@ def cmd_score(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     prepare_external_run(run_dir, registry, args.dataset, args.protocol, args.data_root, args.method_name)
     with _Progress(console) as progress:
-        scored = score_run(run_dir, registry, device=resolve_device(args.device), progress=progress)
+        scored = score_run(run_dir, registry, device=resolve_device(args.device), progress=progress,
+                           strict=args.strict)
     _print_results(console, scored, registry)
     report = write_summary(run_dir, registry)
     console.print(f"metrics: {run_dir / 'metrics.parquet'}")
     console.print(f"summary: {report}")
     return 1 if _print_problems(console, [], scored) else 0
+
+
+def _human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def cmd_weights_status(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from harness.weights import select, status, weights_dir
+
+    registry = get_registry()
+    console = _console()
+    try:
+        specs = select(registry.specs["weights"], args.names)
+    except KeyError as err:
+        raise SystemExit(f"harness: {err.args[0]}") from None
+    rows = status(specs)
+    users: dict[str, list[str]] = {}
+    for kind in ("metrics", "methods"):
+        for name, spec in registry.specs[kind].items():
+            for w in spec.weights:
+                users.setdefault(w, []).append(name)
+    table = Table(title=f"weights in {weights_dir()}", title_justify="left")
+    for col in ("source", "used by", "state", "size", "path"):
+        table.add_column(col, justify="right" if col == "size" else "left", overflow="fold")
+    colours = {"verified": "green", "recorded": "green", "unverified": "yellow", "missing": "red", "corrupt": "red"}
+    for row in rows:
+        state = f"[{colours[row.state]}]{row.state}[/]" + (f" ({row.detail})" if row.detail else "")
+        table.add_row(row.source, ", ".join(users.get(row.source, [])) or "-", state, _human_size(row.size),
+                      str(row.path))
+    console.print(table)
+    console.print("verified: matches the published checksum; recorded: matches the checksum recorded when the "
+                  "harness fetched it; unverified: no checksum known")
+    bad = [r for r in rows if not r.usable]
+    if bad:
+        names = sorted({r.source for r in bad})
+        console.print(f"[red]{len(bad)} file(s) missing or corrupt.[/red] Fix: harness weights fetch {' '.join(names)}")
+    return 1 if bad else 0
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from harness.weights import WeightsFetchError, fetch, select
+
+    registry = get_registry()
+    console = _console()
+    try:
+        specs = select(registry.specs["weights"], args.names)
+    except KeyError as err:
+        raise SystemExit(f"harness: {err.args[0]}") from None
+    failed = 0
+    for spec in specs:
+        url = f"{args.mirror.rstrip('/')}/{spec.url.rsplit('/', 1)[-1]}" if args.mirror else None
+        console.print(f"fetching {spec.name} from {url or spec.url}")
+        try:
+            for row in fetch(spec, url=url):
+                console.print(f"  {row.state}: {row.path} ({_human_size(row.size)})")
+        except WeightsFetchError as err:
+            failed += 1
+            console.print(f"[red]  failed:[/red] {err}")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--seed", type=int, default=0)
     p_run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p_run.add_argument("--executor", default="local")
+    p_run.add_argument("--strict", action="store_true", help="a metric that cannot run (missing weights) is an error")
     p_run.set_defaults(func=cmd_run)
 
     p_score = sub.add_parser("score", help="score a folder of predictions (made by harness or any other tool)")
@@ -193,11 +269,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_score.add_argument("--data-root")
     p_score.add_argument("--method-name", default="external", help="label for predictions made elsewhere")
     p_score.add_argument("--device", default="auto")
+    p_score.add_argument("--strict", action="store_true", help="a metric that cannot run (missing weights) is an error")
     p_score.set_defaults(func=cmd_score)
 
     p_ls = sub.add_parser("ls", help="list registered methods, datasets, metrics or executors")
     p_ls.add_argument("kind", choices=list(KINDS))
     p_ls.set_defaults(func=cmd_ls)
+
+    p_weights = sub.add_parser("weights", help="show or fetch the weight files metrics and methods need")
+    weights_sub = p_weights.add_subparsers(dest="weights_command", required=True)
+    p_wstatus = weights_sub.add_parser("status", help="what is present, missing or corrupt, with sizes and paths")
+    p_wstatus.add_argument("names", nargs="*", help="weight sources (default: all)")
+    p_wstatus.set_defaults(func=cmd_weights_status)
+    p_wfetch = weights_sub.add_parser("fetch", help="download weight sources from their official URLs and verify")
+    p_wfetch.add_argument("names", nargs="*", help="weight sources (default: all)")
+    p_wfetch.add_argument("--mirror", help="fetch each file from MIRROR/<file name> instead of its official URL")
+    p_wfetch.set_defaults(func=cmd_weights_fetch)
 
     p_plugins = sub.add_parser("plugins", help="show loaded plugins and those that failed")
     p_plugins.set_defaults(func=cmd_plugins)
@@ -206,11 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from harness.api.method import MissingWeightsError
     from harness.data.errors import DatasetError, ProtocolError
 
     try:
         return int(args.func(args) or 0)
-    except (UnknownNameError, DatasetError, ProtocolError) as err:
+    except (UnknownNameError, DatasetError, ProtocolError, MissingWeightsError) as err:
         print(f"harness: {err}", file=sys.stderr)
         return 2
 

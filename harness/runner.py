@@ -48,6 +48,7 @@ class RunRequest:
     seed: int = 0
     device: str = "auto"
     executor: str = "local"
+    strict_metrics: bool = False
 
 
 @dataclass
@@ -252,7 +253,8 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
     record = run_record(prepared, registry, device)
     store.write_run(record)
     predicted = predict(prepared, registry, device, progress)
-    scored = score_run(store.root, registry, device=device, adapter=prepared.adapter, progress=progress)
+    scored = score_run(store.root, registry, device=device, adapter=prepared.adapter, progress=progress,
+                       strict=request.strict_metrics)
     report = write_summary(store.root, registry)
     wall = time.perf_counter() - wall0
     compute = predicted.method_seconds + scored.metric_seconds

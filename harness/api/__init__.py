@@ -7,6 +7,8 @@ from harness.api.specs import (
     ExecutorSpec,
     MethodSpec,
     MetricSpec,
+    WeightFile,
+    WeightsSpec,
     load_target,
 )
 from harness.api.types import Camera, EvalUnit, Target, View, ViewRef
@@ -25,5 +27,7 @@ __all__ = [
     "Target",
     "View",
     "ViewRef",
+    "WeightFile",
+    "WeightsSpec",
     "load_target",
 ]

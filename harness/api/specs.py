@@ -94,6 +94,40 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class WeightFile:
+    """One file of a weight source, at ``relpath`` under the weights cache.
+
+    ``sha256`` is the full checksum when it is known; ``sha256_prefix`` is the leading hex digits some publishers
+    put in the file name (torchvision's convention). With neither, the checksum is recorded at the first verified
+    fetch and checked from then on.
+    """
+
+    relpath: str
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a set of weight files comes from and where it lives in the cache (``$HARNESS_HOME/weights``).
+
+    ``archive='file'``: ``url`` is the single file ``files[0]``. ``archive='zip'``: ``url`` is a zip whose members
+    are found by the tail of each expected ``relpath`` below ``extract_to``; the whole folder around them is
+    extracted (``strip`` leading path components are dropped first).
+    """
+
+    name: str
+    url: str
+    files: tuple[WeightFile, ...]
+    description: str = ""
+    archive: Literal["file", "zip"] = "file"
+    extract_to: str = ""
+    archive_sha256: str | None = None
+    licence: str = ""
+    strip: int = 0
+
+
+@dataclass(frozen=True)
 class ExecutorSpec:
     name: str
     target: str

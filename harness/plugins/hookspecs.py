@@ -40,3 +40,8 @@ def register_metrics(register: Callable[..., None]) -> None:
 @hookspec
 def register_executors(register: Callable[..., None]) -> None:
     """Register executor specs (``harness.api.ExecutorSpec``)."""
+
+
+@hookspec
+def register_weights(register: Callable[..., None]) -> None:
+    """Register weight sources (``harness.api.WeightsSpec``) that metrics or methods name in their ``weights``."""

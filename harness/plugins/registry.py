@@ -16,7 +16,7 @@ from typing import Any
 
 import pluggy
 
-from harness.api.specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec
+from harness.api.specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec, WeightsSpec
 from harness.plugins import hookspecs
 
 ENTRY_POINT_GROUP = "harness"
@@ -26,6 +26,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "datasets": ("register_datasets", DatasetSpec),
     "metrics": ("register_metrics", MetricSpec),
     "executors": ("register_executors", ExecutorSpec),
+    "weights": ("register_weights", WeightsSpec),
 }
 
 
@@ -80,6 +81,9 @@ class Registry:
 
     def metric(self, name: str) -> MetricSpec:
         return self.get("metrics", name)
+
+    def weights(self, name: str) -> WeightsSpec:
+        return self.get("weights", name)
 
     def executor(self, name: str) -> ExecutorSpec:
         return self.get("executors", name)

@@ -62,7 +62,7 @@ def write_summary(run_dir: Path, registry: Registry) -> Path:
     failures = [read_json(p) for p in sorted((store.root / "failures").glob("*.json"))]
     html = environment().get_template("summary.html.j2").render(
         run=run,
-        rows=summary_table(metrics, expected, registry),
+        rows=summary_table(metrics, expected, registry, problems.get("unavailable_metrics", [])),
         examples=_examples(store, run, images, registry),
         errors=problems["errors"],
         missing_units=problems["missing_units"],

@@ -1,11 +1,12 @@
-"""Built-in metrics, registered through the same hook a third-party metric plugin uses."""
+"""Built-in metrics and their weight sources, registered through the same hooks a third-party plugin uses."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.api.specs import MetricSpec
+from harness.api.specs import MetricSpec, WeightsSpec
 from harness.plugins.hookspecs import hookimpl
+from harness.scoring import sources
 
 
 @hookimpl
@@ -21,3 +22,23 @@ def register_metrics(register: Callable[[MetricSpec], None]) -> None:
         settings="per image, RGB mean, Gaussian window 11 / sigma 1.5, K1 0.01, K2 0.03, data_range 1.0, "
                  "valid region (no padding)",
     ))
+    register(MetricSpec(
+        name="lpips", display_name="LPIPS", target="harness.scoring.lpips_metric:LPIPSAlex", direction="lower",
+        value_range=(0.0, float("inf")),
+        settings="lpips package, version 0.1 linear heads, AlexNet backbone (torchvision IMAGENET1K_V1), "
+                 "inputs [0,1] mapped to [-1,1], spatial mean, full image",
+        weights=(sources.LPIPS_ALEX.name,),
+    ))
+    register(MetricSpec(
+        name="lpips_vgg", display_name="LPIPS-VGG", target="harness.scoring.lpips_metric:LPIPSVGG",
+        direction="lower", value_range=(0.0, float("inf")),
+        settings="lpips package, version 0.1 linear heads, VGG-16 backbone (torchvision IMAGENET1K_V1), "
+                 "inputs [0,1] mapped to [-1,1], spatial mean, full image",
+        weights=(sources.LPIPS_VGG.name,), default=False,
+    ))
+
+
+@hookimpl
+def register_weights(register: Callable[[WeightsSpec], None]) -> None:
+    for spec in sources.ALL:
+        register(spec)

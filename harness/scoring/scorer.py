@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from harness.api.method import MissingWeightsError
 from harness.api.specs import MetricSpec, load_target
 from harness.api.types import EvalUnit, ViewRef
 from harness.data.adapter import DatasetAdapter
@@ -27,9 +28,10 @@ from harness.data.resolve import open_dataset
 from harness.imageio import ImageReadError, read_image
 from harness.jsonio import atomic_write_json, read_json, sha256_bytes, stable_hash
 from harness.plugins.registry import Registry
+from harness.scoring.values import Features, MetricValues, ReferenceCache, ReferenceFeatureMetric
 from harness.store import RunStore
 
-SCORER_VERSION = 1
+SCORER_VERSION = 2
 BATCH_SIZE = 16
 VARIANTS = ("full", "masked")
 KEY_COLUMNS = ["unit", "subject", "sequence", "frame", "camera", "metric", "variant"]
@@ -38,7 +40,7 @@ METRIC_SCHEMA = {
     "run": pl.String, "method": pl.String, "dataset": pl.String, "protocol": pl.String,
     "protocol_version": pl.Int64, "unit": pl.String, "kind": pl.String, "subject": pl.String,
     "sequence": pl.String, "camera": pl.String, "frame": pl.Int64, "metric": pl.String, "variant": pl.String,
-    "value": pl.Float64,
+    "value": pl.Float64, "note": pl.String,
 }
 IMAGE_SCHEMA = {
     "unit": pl.String, "subject": pl.String, "sequence": pl.String, "camera": pl.String, "frame": pl.Int64,
@@ -55,6 +57,7 @@ class ScoreResult:
     missing_units: list[str] = field(default_factory=list)
     metric_seconds: float = 0.0
     expected_images: int = 0
+    unavailable_metrics: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -79,13 +82,25 @@ def ground_truth_hash(image: np.ndarray, alpha: np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
-def load_metrics(registry: Registry, names: Sequence[str] | None, device: str) -> list[tuple[MetricSpec, Any]]:
+def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, strict: bool = False) -> tuple[
+        list[tuple[MetricSpec, Any]], list[dict[str, str]]]:
+    """The metrics to compute, and those that cannot run here (missing weights) with the reason and the fix.
+
+    With ``strict`` a metric that cannot run is an error instead.
+    """
     if names:
         specs = [registry.metric(n) for n in names]
     else:
         specs = [s for s in registry.specs["metrics"].values() if s.default and s.kind == "pair"]
-    specs = sorted(specs, key=lambda s: s.name)
-    return [(spec, load_target(spec.target)(device=device)) for spec in specs]
+    loaded, unavailable = [], []
+    for spec in sorted(specs, key=lambda s: s.name):
+        try:
+            loaded.append((spec, load_target(spec.target)(device=device)))
+        except MissingWeightsError as err:
+            if strict:
+                raise
+            unavailable.append({"metric": spec.name, "reason": str(err)})
+    return loaded, unavailable
 
 
 def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tuple[int, ...]) -> tuple[
@@ -112,12 +127,29 @@ def _composite(rgb: Any, alpha: Any, background: Any) -> Any:
     return rgb * alpha + background * (1.0 - alpha)
 
 
+def _evaluate(spec: MetricSpec, metric: Any, pred: Any, gt: Any, gt_keys: list[str],
+              cache: ReferenceCache | None) -> MetricValues:
+    if cache is None or not isinstance(metric, ReferenceFeatureMetric):
+        return MetricValues.of(metric(pred, gt))
+    features: list[Features | None] = [cache.get(spec.name, metric.cache_identity, k) for k in gt_keys]
+    todo = [i for i, f in enumerate(features) if f is None]
+    if todo:
+        for i, computed in zip(todo, metric.reference_features(gt[todo]), strict=True):
+            cache.put(spec.name, metric.cache_identity, gt_keys[i], computed)
+            features[i] = computed
+    return metric.compare(pred, gt, [f for f in features if f is not None])
+
+
 def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: str,
-             background: tuple[float, float, float]) -> list[tuple[int, str, str, float]]:
-    """(pair index, metric, variant, value) for every pair, in batches grouped by image size."""
+             background: tuple[float, float, float], cache: ReferenceCache | None = None) -> list[
+        tuple[int, str, str, float | None, str | None]]:
+    """(pair index, metric, variant, value, note) for every pair, in batches grouped by image size.
+
+    A value is None where the metric is undefined for that pair (e.g. no face detected); the note says why.
+    """
     import torch
 
-    out: list[tuple[int, str, str, float]] = []
+    out: list[tuple[int, str, str, float | None, str | None]] = []
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, pair in enumerate(pairs):
         by_shape.setdefault(pair.ground_truth.shape, []).append(i)
@@ -140,8 +172,12 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
                                       _composite(gt[masked_idx], alpha, bg), masked_idx)
             for spec, metric in metrics:
                 for variant, (p, g, rows) in variants.items():
-                    values = metric(p, g).detach().double().cpu().numpy()
-                    out.extend((chunk[k], spec.name, variant, float(v)) for k, v in zip(rows, values, strict=True))
+                    keys = [f"{pairs[chunk[k]].gt_sha}-{variant}-{stable_hash(list(background))}" for k in rows]
+                    result = _evaluate(spec, metric, p, g, keys, cache)
+                    for k, v, reason in zip(rows, result.values, result.reasons, strict=True):
+                        defined = reason is None and bool(np.isfinite(v))
+                        note = None if defined else (reason or "metric returned a non-finite value")
+                        out.append((chunk[k], spec.name, variant, float(v) if defined else None, note))
     return out
 
 
@@ -154,7 +190,8 @@ class _UnitScore:
 
 
 def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protocol: Protocol,
-                metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any]) -> _UnitScore:
+                metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any],
+                cache: ReferenceCache | None) -> _UnitScore:
     pairs: list[_Pair] = []
     errors: list[dict[str, Any]] = []
     for ref in unit.targets:
@@ -167,13 +204,13 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
         pairs.append(_Pair(ref, pred, view.image, view.alpha, rel, pred_sha,
                            ground_truth_hash(view.image, view.alpha)))
     t0 = time.perf_counter()
-    values = _compute(pairs, metrics, device, protocol.background) if pairs else []
+    values = _compute(pairs, metrics, device, protocol.background, cache) if pairs else []
     seconds = time.perf_counter() - t0
     rows = [{
         **run_meta, "unit": unit.name, "kind": unit.kind, "subject": pairs[i].ref.subject,
         "sequence": pairs[i].ref.sequence, "camera": pairs[i].ref.camera, "frame": pairs[i].ref.frame,
-        "metric": name, "variant": variant, "value": value,
-    } for i, name, variant, value in values]
+        "metric": name, "variant": variant, "value": value, "note": note,
+    } for i, name, variant, value, note in values]
     images = [{
         "unit": unit.name, **p.ref.as_dict(), "prediction": p.pred_file, "prediction_sha256": p.pred_sha,
         "ground_truth_sha256": p.gt_sha, "masked_available": p.alpha is not None,
@@ -201,13 +238,16 @@ def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
 
 def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: DatasetAdapter | None = None,
               metric_names: Sequence[str] | None = None,
-              progress: Callable[[str, int, int], None] | None = None) -> ScoreResult:
+              progress: Callable[[str, int, int], None] | None = None, strict: bool = False,
+              cache: ReferenceCache | None = None) -> ScoreResult:
+    """Score every unit of the run folder; ``cache`` holds ground-truth features (default: the harness cache)."""
     store = RunStore(run_dir)
     run = store.read_run()
     protocol = parse_protocol(run["protocol_content"], f"{store.run_json} (protocol_content)")
     if adapter is None:
         adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None)
-    metrics = load_metrics(registry, metric_names or run.get("metrics"), device)
+    metrics, unavailable = load_metrics(registry, metric_names or run.get("metrics"), device, strict)
+    cache = cache or ReferenceCache()
     run_meta = {"run": run["run_id"], "method": run["method"], "dataset": run["dataset"],
                 "protocol": protocol.name, "protocol_version": protocol.version}
     cache_identity = {"scorer": SCORER_VERSION, "metrics": [s.name for s, _ in metrics],
@@ -227,7 +267,7 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
                 image_parts.append(pl.read_parquet(store.score_part(unit.name).with_suffix(".images.parquet")))
                 errors.extend(cached.get("errors", []))
             else:
-                scored = _score_unit(store, unit, adapter, protocol, metrics, device, run_meta)
+                scored = _score_unit(store, unit, adapter, protocol, metrics, device, run_meta, cache)
                 seconds += scored.seconds
                 _write_parquet(scored.metrics, store.score_part(unit.name))
                 _write_parquet(scored.images, store.score_part(unit.name).with_suffix(".images.parquet"))
@@ -243,6 +283,7 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     images_table = images_table.sort(["unit", "subject", "sequence", "frame", "camera"])
     _write_parquet(metrics_table, store.metrics_path)
     _write_parquet(images_table, store.images_path)
-    atomic_write_json(store.scoring_errors_path, {"errors": errors, "missing_units": missing})
+    atomic_write_json(store.scoring_errors_path, {"errors": errors, "missing_units": missing,
+                                                  "unavailable_metrics": unavailable})
     return ScoreResult(metrics_table, images_table, errors, missing, seconds,
-                       expected_images=sum(len(u.targets) for u in units))
+                       expected_images=sum(len(u.targets) for u in units), unavailable_metrics=unavailable)

@@ -1,0 +1,42 @@
+"""LPIPS through the ``lpips`` package (version 0.1 linear heads), AlexNet headline, VGG selectable.
+
+Inputs in [0, 1] are mapped to [-1, 1] by the package itself (``normalize=True``). The backbone is read from the
+harness weights cache through a guarded torch.hub directory, never downloaded at scoring time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.api.specs import WeightsSpec
+from harness.scoring.sources import LPIPS_ALEX, LPIPS_VGG, TORCH_HUB
+from harness.scoring.torchhub import torch_hub_dir
+from harness.weights import require
+
+
+class _LPIPS:
+    net: str = "alex"
+    weights: WeightsSpec = LPIPS_ALEX
+
+    def __init__(self, device: str = "cpu") -> None:
+        root = require(self.weights, f"LPIPS-{self.net}")
+        import lpips
+
+        with torch_hub_dir(root / TORCH_HUB):
+            model = lpips.LPIPS(net=self.net, version="0.1", verbose=False)
+        self.model = model.eval().requires_grad_(False).to(device)
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        return self.model(pred.float(), gt.float(), normalize=True).flatten()
+
+
+class LPIPSAlex(_LPIPS):
+    net = "alex"
+    weights = LPIPS_ALEX
+
+
+class LPIPSVGG(_LPIPS):
+    net = "vgg"
+    weights = LPIPS_VGG

@@ -1,0 +1,73 @@
+"""The weight sources of the built-in metrics: official URLs, cache paths and published checksums.
+
+torchvision publishes the first 8 hex digits of each file's sha256 in its name; insightface and DreamSim publish no
+checksums, so theirs are recorded at the first fetch (see ``harness.weights``).
+"""
+
+from __future__ import annotations
+
+from harness.api.specs import WeightFile, WeightsSpec
+
+TORCH_HUB = "torch/hub"
+INSIGHTFACE_PACK = "buffalo_l"
+INSIGHTFACE_DIR = f"insightface/models/{INSIGHTFACE_PACK}"
+DREAMSIM_DIR = "dreamsim"
+
+LPIPS_ALEX = WeightsSpec(
+    name="lpips-alex",
+    description="AlexNet ImageNet backbone for LPIPS (the linear heads ship inside the lpips package)",
+    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    files=(WeightFile(f"{TORCH_HUB}/checkpoints/alexnet-owt-7be5be79.pth", sha256_prefix="7be5be79"),),
+    licence="BSD-3-Clause (torchvision)",
+)
+LPIPS_VGG = WeightsSpec(
+    name="lpips-vgg",
+    description="VGG-16 ImageNet backbone for LPIPS-VGG",
+    url="https://download.pytorch.org/models/vgg16-397923af.pth",
+    files=(WeightFile(f"{TORCH_HUB}/checkpoints/vgg16-397923af.pth", sha256_prefix="397923af"),),
+    licence="BSD-3-Clause (torchvision)",
+)
+ARCFACE = WeightsSpec(
+    name="insightface-buffalo_l",
+    description="insightface model pack buffalo_l: SCRFD-10G face detector with 5 keypoints and the ArcFace "
+                "R50 (WebFace600K) recognition model, for CSIM",
+    url="https://github.com/deepinsight/insightface/releases/download/model-zoo/buffalo_l.zip",
+    archive="zip",
+    extract_to=INSIGHTFACE_DIR,
+    files=(WeightFile(f"{INSIGHTFACE_DIR}/det_10g.onnx"), WeightFile(f"{INSIGHTFACE_DIR}/w600k_r50.onnx")),
+    licence="non-commercial research only (insightface model zoo)",
+)
+DREAMSIM_ENSEMBLE = WeightsSpec(
+    name="dreamsim-ensemble",
+    description="DreamSim ensemble checkpoint: DINO head, CLIP and OpenCLIP ViT-B/16 as DINO-style ViTs, LoRA adapter",
+    url="https://github.com/ssundaram21/dreamsim/releases/download/v0.2.0-checkpoints/"
+        "dreamsim_ensemble_checkpoint.zip",
+    archive="zip",
+    extract_to=DREAMSIM_DIR,
+    files=(
+        WeightFile(f"{DREAMSIM_DIR}/ensemble_lora/adapter_config.json"),
+        WeightFile(f"{DREAMSIM_DIR}/dino_vitb16_pretrain.pth"),
+        WeightFile(f"{DREAMSIM_DIR}/open_clip_vitb16_pretrain.pth.tar"),
+        WeightFile(f"{DREAMSIM_DIR}/clip_vitb16_pretrain.pth.tar"),
+    ),
+    licence="MIT (DreamSim); backbones: DINO Apache-2.0, CLIP MIT, OpenCLIP MIT",
+)
+DINO_BACKBONE = WeightsSpec(
+    name="dino-vitb16",
+    description="DINO ViT-B/16 backbone, loaded by DreamSim through torch.hub",
+    url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+    files=(WeightFile(f"{DREAMSIM_DIR}/checkpoints/dino_vitbase16_pretrain.pth"),),
+    licence="Apache-2.0 (DINO)",
+)
+DINO_HUB_REPO = WeightsSpec(
+    name="dino-hub-repo",
+    description="the facebookresearch/dino torch.hub entry point (hubconf.py and model code) DreamSim loads",
+    url="https://github.com/facebookresearch/dino/zipball/main",
+    archive="zip",
+    extract_to=f"{DREAMSIM_DIR}/facebookresearch_dino_main",
+    strip=1,
+    files=(WeightFile(f"{DREAMSIM_DIR}/facebookresearch_dino_main/hubconf.py"),),
+    licence="Apache-2.0 (DINO)",
+)
+
+ALL = (LPIPS_ALEX, LPIPS_VGG, ARCFACE, DREAMSIM_ENSEMBLE, DINO_BACKBONE, DINO_HUB_REPO)
