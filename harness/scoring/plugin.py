@@ -36,6 +36,23 @@ def register_metrics(register: Callable[[MetricSpec], None]) -> None:
                  "inputs [0,1] mapped to [-1,1], spatial mean, full image",
         weights=(sources.LPIPS_VGG.name,), default=False,
     ))
+    csim_settings = ("insightface buffalo_l: SCRFD det_10g keypoints (det size 640, threshold 0.5, largest central "
+                     "face), similarity warp to the 112x112 ArcFace template, ArcFace w600k_r50 embedding "
+                     "((x-127.5)/127.5, RGB), cosine; ")
+    register(MetricSpec(
+        name="csim", display_name="CSIM", target="harness.scoring.identity:CSIM", direction="higher",
+        value_range=(-1.0, 1.0),
+        settings=csim_settings + "keypoints from the ground truth, the same warp for both images; "
+                                 "pairs with no face detected are counted and excluded",
+        weights=(sources.ARCFACE.name,),
+    ))
+    register(MetricSpec(
+        name="csim_detect_both", display_name="CSIM (detect both)", target="harness.scoring.identity:CSIMDetectBoth",
+        direction="higher", value_range=(-1.0, 1.0),
+        settings=csim_settings + "keypoints detected on each image; pairs with no face detected are counted and "
+                                 "excluded",
+        weights=(sources.ARCFACE.name,), default=False,
+    ))
 
 
 @hookimpl
