@@ -110,15 +110,16 @@ def _print_results(console: Any, scored: Any, registry: Any) -> None:
 
     rows = summary_table(scored.metrics, scored.expected_images, registry, scored.unavailable_metrics)
     table = Table(title="results (mean over images)", title_justify="left")
-    for col in ("metric", "variant", "better", "mean", "images", "undefined"):
-        table.add_column(col, justify="right" if col in ("mean", "images", "undefined") else "left")
+    for col in ("metric", "variant", "better", "mean", "95% interval", "images", "undefined"):
+        table.add_column(col, justify="left" if col in ("metric", "variant", "better") else "right")
     for r in rows:
         if r["unavailable"]:
-            table.add_row(r["title"], "-", r["direction"], "[red]missing[/red]", "-", "-")
+            table.add_row(r["title"], "-", r["direction"], "[red]missing[/red]", "-", "-", "-")
             continue
         images = f"{r['images']} / {r['expected']}" + ("" if r["complete"] else " [red]incomplete[/red]")
         mean = "n/a" if r["mean"] is None else f"{r['mean']:.4f}"
-        table.add_row(r["title"], r["variant"], r["direction"], mean, images, str(r["undefined"]))
+        interval = "" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+        table.add_row(r["title"], r["variant"], r["direction"], mean, interval, images, str(r["undefined"]))
     console.print(table)
     for item in scored.unavailable_metrics:
         console.print(f"[yellow]metric {item['metric']} not computed:[/yellow] {item['reason']}")
@@ -245,6 +246,52 @@ def cmd_weights_fetch(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import polars as pl
+    from rich.table import Table
+
+    from harness.scoring.statistics import NoSharedUnitsError, compare
+
+    registry = get_registry()
+    console = _console()
+    frames = []
+    for run_dir in (Path(args.run_a), Path(args.run_b)):
+        path = run_dir / "metrics.parquet"
+        if not path.is_file():
+            raise SystemExit(f"harness: {path} does not exist; score the run first (harness score {run_dir})")
+        frames.append(pl.read_parquet(path))
+    try:
+        result = compare(frames[0], frames[1], n_boot=args.bootstrap, seed=args.seed,
+                         variants=[args.variant] if args.variant else None)
+    except NoSharedUnitsError as err:
+        raise SystemExit(f"harness: cannot compare {args.run_a} and {args.run_b}: {err}") from None
+    table = Table(title=f"A = {result.method_a} ({args.run_a})  vs  B = {result.method_b} ({args.run_b})",
+                  title_justify="left")
+    for col in ("metric", "variant", "pairs", "subjects", "mean A", "mean B", "A - B", "95% interval",
+                "p (Wilcoxon)", "p (Holm)", "better"):
+        table.add_column(col, justify="left" if col in ("metric", "variant", "better") else "right")
+    fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
+    for r in result.table.iter_rows(named=True):
+        spec = registry.specs["metrics"].get(r["metric"])
+        better = "-"
+        if spec is not None and r["ci_low"] is not None and (r["ci_low"] > 0 or r["ci_high"] < 0):
+            a_higher = r["diff"] > 0
+            better = "A" if a_higher == (spec.direction == "higher") else "B"
+        table.add_row(r["metric"], r["variant"], str(r["n_pairs"]), str(r["subjects"]), f"{r['mean_a']:.4f}",
+                      f"{r['mean_b']:.4f}", f"{r['diff']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+                      fmt(r["p_wilcoxon"]), fmt(r["p_holm"]), better)
+    console.print(table)
+    console.print("Paired on identical (kind, subject, sequence, camera, frame); interval: paired bootstrap over "
+                  f"subjects ({args.bootstrap} resamples, seed {args.seed}); Wilcoxon signed-rank on per-subject "
+                  "mean differences, Holm-corrected across the rows; 'better' only where the interval excludes 0.")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.table.write_csv(out) if out.suffix == ".csv" else result.table.write_json(out)
+        console.print(f"written: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -275,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_ls = sub.add_parser("ls", help="list registered methods, datasets, metrics or executors")
     p_ls.add_argument("kind", choices=list(KINDS))
     p_ls.set_defaults(func=cmd_ls)
+
+    p_compare = sub.add_parser("compare", help="paired comparison of two scored runs on the units they share")
+    p_compare.add_argument("run_a")
+    p_compare.add_argument("run_b")
+    p_compare.add_argument("--variant", help="only this variant (masked or full); default: both")
+    p_compare.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    p_compare.add_argument("--seed", type=int, default=0)
+    p_compare.add_argument("--out", help="also write the table to OUT (.csv or .json)")
+    p_compare.set_defaults(func=cmd_compare)
 
     p_weights = sub.add_parser("weights", help="show or fetch the weight files metrics and methods need")
     weights_sub = p_weights.add_subparsers(dest="weights_command", required=True)

@@ -100,10 +100,15 @@ def test_bad_predictions_are_named_and_the_rest_is_scored(baseline_run: Path, tm
     assert str(nan_png.with_suffix(".npy")) in messages and "NaN" in messages
     for unit in units[:4]:
         assert unit in messages
-    # Every other image is still scored, with unchanged values; nothing else was lost.
-    assert result.metrics.height == before.height - 4 * 4
-    kept = before.join(result.metrics, on=["unit", "camera", "frame", "metric", "variant"], how="inner")
-    assert kept.height == result.metrics.height
+    # The four bad images are rows marked missing (2 metrics x 2 variants each); every other image is still
+    # scored, with unchanged values; nothing else was lost.
+    holes = result.metrics.filter(pl.col("status") == "missing")
+    assert holes.height == 4 * 4 and holes["value"].null_count() == 16
+    assert set(holes["unit"]) == set(units[:4])
+    scored = result.metrics.filter(pl.col("status") == "ok")
+    assert scored.height == before.height - 4 * 4
+    kept = before.join(scored, on=["unit", "camera", "frame", "metric", "variant"], how="inner")
+    assert kept.height == scored.height
     assert (kept["value"] == kept["value_right"]).all()
     # Only the deleted PNG and the one replaced by a .npy are gone.
     assert len(list((work / "predictions").rglob("*.png"))) == sum(len(v) for v in pngs.values()) - 2
@@ -116,7 +121,8 @@ def test_nan_render_fails_only_that_unit(tmp_path: Path, test_plugin_site: Path,
     assert "NaN" in result.stdout and "901." in result.stdout
     run_dir = next((tmp_path / "demo.demo").iterdir())
     metrics = pl.read_parquet(run_dir / "metrics.parquet")
-    assert set(metrics["subject"].unique()) == {"902", "903"}
+    assert set(metrics.filter(pl.col("status") == "ok")["subject"].unique()) == {"902", "903"}
+    assert set(metrics.filter(pl.col("status") == "missing")["subject"].unique()) == {"901"}
     failures = list((run_dir / "failures").glob("*.json"))
     assert len(failures) == 3 and all("901." in f.name for f in failures)
 

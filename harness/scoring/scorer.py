@@ -40,8 +40,10 @@ METRIC_SCHEMA = {
     "run": pl.String, "method": pl.String, "dataset": pl.String, "protocol": pl.String,
     "protocol_version": pl.Int64, "unit": pl.String, "kind": pl.String, "subject": pl.String,
     "sequence": pl.String, "camera": pl.String, "frame": pl.Int64, "metric": pl.String, "variant": pl.String,
-    "value": pl.Float64, "note": pl.String,
+    "value": pl.Float64, "status": pl.String, "note": pl.String,
 }
+# ok: a value; undefined: the metric has no value for this pair (reason in note); missing: no usable prediction.
+STATUSES = ("ok", "undefined", "missing")
 IMAGE_SCHEMA = {
     "unit": pl.String, "subject": pl.String, "sequence": pl.String, "camera": pl.String, "frame": pl.Int64,
     "prediction": pl.String, "prediction_sha256": pl.String, "ground_truth_sha256": pl.String,
@@ -209,7 +211,8 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
     rows = [{
         **run_meta, "unit": unit.name, "kind": unit.kind, "subject": pairs[i].ref.subject,
         "sequence": pairs[i].ref.sequence, "camera": pairs[i].ref.camera, "frame": pairs[i].ref.frame,
-        "metric": name, "variant": variant, "value": value, "note": note,
+        "metric": name, "variant": variant, "value": value, "status": "ok" if value is not None else "undefined",
+        "note": note,
     } for i, name, variant, value, note in values]
     images = [{
         "unit": unit.name, **p.ref.as_dict(), "prediction": p.pred_file, "prediction_sha256": p.pred_sha,
@@ -217,6 +220,24 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
     } for p in pairs]
     return _UnitScore(pl.DataFrame(rows, schema=METRIC_SCHEMA), pl.DataFrame(images, schema=IMAGE_SCHEMA),
                       errors, seconds)
+
+
+def _missing_rows(units: list[EvalUnit], missing_units: list[str], errors: list[dict[str, Any]],
+                  metrics: list[tuple[MetricSpec, Any]], scored: pl.DataFrame,
+                  run_meta: dict[str, Any]) -> pl.DataFrame:
+    """One ``missing`` row per metric and variant for every target without a usable prediction, so the long table
+    alone tells a complete result from an incomplete one."""
+    variants = sorted(set(scored["variant"].to_list())) or ["full"]
+    by_name = {u.name: u for u in units}
+    holes: list[tuple[EvalUnit, dict[str, Any], str]] = [
+        (by_name[name], ref.as_dict(), "no predictions for the unit") for name in missing_units
+        for ref in by_name[name].targets]
+    holes += [(by_name[e["unit"]], {k: e[k] for k in ("subject", "sequence", "frame", "camera")}, e["error"])
+              for e in errors if e.get("unit") in by_name]
+    rows = [{**run_meta, "unit": unit.name, "kind": unit.kind, **ref, "metric": spec.name, "variant": variant,
+             "value": None, "status": "missing", "note": why}
+            for unit, ref, why in holes for spec, _ in metrics for variant in variants]
+    return pl.DataFrame(rows, schema=METRIC_SCHEMA)
 
 
 def _prediction_fingerprint(store: RunStore, unit: EvalUnit) -> str:
@@ -278,6 +299,8 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
         if progress:
             progress("score", done, len(units))
     metrics_table = pl.concat(metric_parts) if metric_parts else pl.DataFrame(schema=METRIC_SCHEMA)
+    metrics_table = pl.concat([metrics_table, _missing_rows(units, missing, errors, metrics, metrics_table,
+                                                             run_meta)])
     metrics_table = metrics_table.sort(KEY_COLUMNS)
     images_table = pl.concat(image_parts) if image_parts else pl.DataFrame(schema=IMAGE_SCHEMA)
     images_table = images_table.sort(["unit", "subject", "sequence", "frame", "camera"])
