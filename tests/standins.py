@@ -125,3 +125,65 @@ def face_image(size: int = 256, centre: tuple[int, int] = (128, 128), radius: in
 def dump_json(path: Path, obj: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj))
+
+
+_DINO_HUBCONF = '''"""Stand-in for the facebookresearch/dino torch.hub entry point (test fixture, not the DINO code)."""
+import os
+
+import torch
+from dreamsim.feature_extraction.vision_transformer import vit_base
+
+dependencies = ["torch"]
+
+
+def dino_vitb16(pretrained=True, **kwargs):
+    model = vit_base(patch_size=16, num_classes=0, **kwargs)
+    if pretrained:
+        path = os.path.join(torch.hub.get_dir(), "checkpoints", "dino_vitbase16_pretrain.pth")
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return model
+'''
+
+
+def install_dreamsim_standin(weights_root: Path, seed: int = 0) -> Path:
+    """DreamSim's ensemble cache: three random ViT-B/16 backbones, a DINO head, a torch.hub entry point and a LoRA
+    adapter with non-zero weights, in the files and formats ``dreamsim(cache_dir=...)`` reads."""
+    import torch
+    from dreamsim.feature_extraction.vision_transformer import DINOHead, vit_base
+    from peft import LoraConfig, get_peft_model
+
+    from harness.scoring.torchhub import torch_hub_dir
+
+    cache = weights_root / sources.DREAMSIM_DIR
+    (cache / "checkpoints").mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.save(vit_base(patch_size=16, num_classes=0).state_dict(), cache / "checkpoints" /
+               "dino_vitbase16_pretrain.pth")
+    hub = cache / "facebookresearch_dino_main"
+    hub.mkdir(exist_ok=True)
+    (hub / "hubconf.py").write_text(_DINO_HUBCONF)
+    head = DINOHead(768, 2048)
+    student = {f"module.head.{k}": v for k, v in head.state_dict().items()}
+    student["module.head.last_layer.weight"] = torch.randn(2048, 256) * 0.02
+    torch.save({"student": student}, cache / "dino_vitb16_pretrain.pth")
+    for name in ("open_clip_vitb16_pretrain.pth.tar", "clip_vitb16_pretrain.pth.tar"):
+        vit = vit_base(patch_size=16)
+        vit.pos_drop = torch.nn.LayerNorm(768)
+        state = dict(vit.state_dict())
+        state["proj"] = torch.randn(768, 512) * 0.02
+        torch.save({"state_dict": state}, cache / name)
+
+    from dreamsim.config import dreamsim_args
+    from dreamsim.model import PerceptualModel
+
+    with torch_hub_dir(cache):
+        base = PerceptualModel(**dreamsim_args["model_config"]["ensemble"], device="cpu", load_dir=str(cache),
+                               normalize_embeds=True)
+    config = LoraConfig(r=4, lora_alpha=0.5, lora_dropout=0.0, bias="none", target_modules=["qkv"])
+    lora = get_peft_model(base, config)
+    with torch.no_grad():
+        for name, param in lora.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    lora.save_pretrained(str(cache / "ensemble_lora"))
+    return cache

@@ -53,6 +53,14 @@ def register_metrics(register: Callable[[MetricSpec], None]) -> None:
                                  "excluded",
         weights=(sources.ARCFACE.name,), default=False,
     ))
+    register(MetricSpec(
+        name="dreamsim", display_name="DreamSim", target="harness.scoring.dreamsim_metric:DreamSim",
+        direction="lower", value_range=(0.0, 2.0),
+        settings="dreamsim 0.2.1 ensemble (DINO + CLIP + OpenCLIP ViT-B/16, LoRA), square head crop from the "
+                 "ground-truth alpha (1.1 x bbox, white outside the frame; centred square without alpha), same crop "
+                 "for both images, bicubic antialiased resize to 224x224, distance 1 - cosine",
+        weights=(sources.DREAMSIM_ENSEMBLE.name, sources.DINO_BACKBONE.name, sources.DINO_HUB_REPO.name),
+    ))
 
 
 @hookimpl

@@ -130,16 +130,19 @@ def _composite(rgb: Any, alpha: Any, background: Any) -> Any:
 
 
 def _evaluate(spec: MetricSpec, metric: Any, pred: Any, gt: Any, gt_keys: list[str],
-              cache: ReferenceCache | None) -> MetricValues:
+              cache: ReferenceCache | None, alpha: list[Any]) -> MetricValues:
+    """Run one metric on a batch; metrics that declare ``needs_alpha`` get the ground-truth alpha per image."""
+    extra = {"alpha": alpha} if getattr(metric, "needs_alpha", False) else {}
     if cache is None or not isinstance(metric, ReferenceFeatureMetric):
-        return MetricValues.of(metric(pred, gt))
+        return MetricValues.of(metric(pred, gt, **extra))
     features: list[Features | None] = [cache.get(spec.name, metric.cache_identity, k) for k in gt_keys]
     todo = [i for i, f in enumerate(features) if f is None]
     if todo:
-        for i, computed in zip(todo, metric.reference_features(gt[todo]), strict=True):
+        sub_extra = {"alpha": [alpha[i] for i in todo]} if extra else {}
+        for i, computed in zip(todo, metric.reference_features(gt[todo], **sub_extra), strict=True):
             cache.put(spec.name, metric.cache_identity, gt_keys[i], computed)
             features[i] = computed
-    return metric.compare(pred, gt, [f for f in features if f is not None])
+    return metric.compare(pred, gt, [f for f in features if f is not None], **extra)
 
 
 def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: str,
@@ -167,6 +170,7 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
             gt = stack([pairs[i].ground_truth for i in chunk])
             masked_idx = [k for k, i in enumerate(chunk) if pairs[i].alpha is not None]
             variants = {"full": (pred, gt, list(range(len(chunk))))}
+            alpha_of = {i: torch.from_numpy(pairs[i].alpha).to(device) for i in chunk if pairs[i].alpha is not None}
             if masked_idx:
                 alpha = torch.from_numpy(np.stack([pairs[chunk[k]].alpha for k in masked_idx]))
                 alpha = alpha.unsqueeze(1).to(device)
@@ -175,7 +179,8 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
             for spec, metric in metrics:
                 for variant, (p, g, rows) in variants.items():
                     keys = [f"{pairs[chunk[k]].gt_sha}-{variant}-{stable_hash(list(background))}" for k in rows]
-                    result = _evaluate(spec, metric, p, g, keys, cache)
+                    alphas = [alpha_of.get(chunk[k]) for k in rows]
+                    result = _evaluate(spec, metric, p, g, keys, cache, alphas)
                     for k, v, reason in zip(rows, result.values, result.reasons, strict=True):
                         defined = reason is None and bool(np.isfinite(v))
                         note = None if defined else (reason or "metric returned a non-finite value")
