@@ -32,7 +32,9 @@ from harness.scoring.values import Features, MetricValues, ReferenceCache, Refer
 from harness.store import RunStore
 
 SCORER_VERSION = 2
-BATCH_SIZE = 16
+# Measured (benchmarks/bench_metrics.py): on CPU, one pair at a time is fastest for the pixel metrics and LPIPS at
+# 512x512 (large batches spill the caches and fault in fresh memory); on CUDA batches keep the device busy.
+BATCH_SIZE = {"cpu": 1, "cuda": 16}
 VARIANTS = ("full", "masked")
 KEY_COLUMNS = ["unit", "subject", "sequence", "frame", "camera", "metric", "variant"]
 
@@ -160,8 +162,9 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
         by_shape.setdefault(pair.ground_truth.shape, []).append(i)
     bg = torch.tensor(background, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     for indices in by_shape.values():
-        for start in range(0, len(indices), BATCH_SIZE):
-            chunk = indices[start:start + BATCH_SIZE]
+        batch = BATCH_SIZE["cuda" if str(device).startswith("cuda") else "cpu"]
+        for start in range(0, len(indices), batch):
+            chunk = indices[start:start + batch]
 
             def stack(arrays: list[np.ndarray]) -> torch.Tensor:
                 return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)
