@@ -349,12 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from harness.api.method import MissingWeightsError
+    from harness.api.method import MetricsUnavailableError, MissingWeightsError
     from harness.data.errors import DatasetError, ProtocolError
 
     try:
         return int(args.func(args) or 0)
-    except (UnknownNameError, DatasetError, ProtocolError, MissingWeightsError) as err:
+    except (UnknownNameError, DatasetError, ProtocolError, MissingWeightsError, MetricsUnavailableError) as err:
         print(f"harness: {err}", file=sys.stderr)
         return 2
 

@@ -147,3 +147,16 @@ def test_cli_fetch_rejects_a_file_that_misses_torchvisions_published_prefix(serv
     rows = [line for line in shown.stdout.splitlines() if line.startswith("│")]
     assert [("recorded" in r) for r in rows if "insightface-buffalo_l" in r] == [True, True]
     assert [("missing" in r) for r in rows if "lpips-alex" in r] == [True]
+
+
+def test_run_reports_a_metric_without_weights_as_missing_and_strict_makes_it_an_error(tmp_path: Path,
+                                                                                       demo_adapter) -> None:
+    args = ["run", "--method", "nearest-input", "--dataset", "demo", "--runs-dir", str(tmp_path), "--device", "cpu"]
+    shown = harness_cli([*args, "--config", "note=lenient"])
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "metric lpips not computed" in shown.stdout and "harness weights fetch lpips-alex" in shown.stdout
+    strict = harness_cli([*args, "--config", "note=strict", "--strict"])
+    assert strict.returncode == 2
+    for name in ("lpips", "csim", "dreamsim"):
+        assert f"metric {name}: " in strict.stderr
+    assert "alexnet-owt-7be5be79.pth" in strict.stderr and "harness weights fetch" in strict.stderr

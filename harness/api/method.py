@@ -38,3 +38,7 @@ class MissingWeightsError(RuntimeError):
         super().__init__(f"{what}: missing weight file {path}. {how_to_get}")
         self.path = Path(path)
         self.how_to_get = how_to_get
+
+
+class MetricsUnavailableError(RuntimeError):
+    """In strict scoring: metrics that cannot run (their weights are missing), each with the reason and the fix."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from harness.api.method import MissingWeightsError
+from harness.api.method import MetricsUnavailableError, MissingWeightsError
 from harness.api.specs import MetricSpec, load_target
 from harness.api.types import EvalUnit, ViewRef
 from harness.data.adapter import DatasetAdapter
@@ -79,6 +79,7 @@ class ScoringError(RuntimeError):
     pass
 
 
+
 def ground_truth_hash(image: np.ndarray, alpha: np.ndarray | None) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32).tobytes())
     if alpha is not None:
@@ -90,7 +91,7 @@ def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, s
         list[tuple[MetricSpec, Any]], list[dict[str, str]]]:
     """The metrics to compute, and those that cannot run here (missing weights) with the reason and the fix.
 
-    With ``strict`` a metric that cannot run is an error instead.
+    With ``strict`` any metric that cannot run is an error (``MetricsUnavailableError`` listing all of them).
     """
     if names:
         specs = [registry.metric(n) for n in names]
@@ -101,9 +102,9 @@ def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, s
         try:
             loaded.append((spec, load_target(spec.target)(device=device)))
         except MissingWeightsError as err:
-            if strict:
-                raise
             unavailable.append({"metric": spec.name, "reason": str(err)})
+    if strict and unavailable:
+        raise MetricsUnavailableError("\n".join(f"metric {u['metric']}: {u['reason']}" for u in unavailable))
     return loaded, unavailable
 
 
