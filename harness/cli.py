@@ -189,18 +189,23 @@ def _human_size(size: int | None) -> str:
     return str(size)
 
 
+def _selected_weights(registry: Any, names: Sequence[str]) -> list[Any]:
+    from harness.weights import select
+
+    try:
+        return select(registry.specs["weights"], names)
+    except KeyError as err:
+        raise SystemExit(f"harness: {err.args[0]}") from None
+
+
 def cmd_weights_status(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from harness.weights import select, status, weights_dir
+    from harness.weights import status, weights_dir
 
     registry = get_registry()
     console = _console()
-    try:
-        specs = select(registry.specs["weights"], args.names)
-    except KeyError as err:
-        raise SystemExit(f"harness: {err.args[0]}") from None
-    rows = status(specs)
+    rows = status(_selected_weights(registry, args.names))
     users: dict[str, list[str]] = {}
     for kind in ("metrics", "methods"):
         for name, spec in registry.specs[kind].items():
@@ -225,14 +230,11 @@ def cmd_weights_status(args: argparse.Namespace) -> int:
 
 
 def cmd_weights_fetch(args: argparse.Namespace) -> int:
-    from harness.weights import WeightsFetchError, fetch, select
+    from harness.weights import WeightsFetchError, fetch
 
     registry = get_registry()
     console = _console()
-    try:
-        specs = select(registry.specs["weights"], args.names)
-    except KeyError as err:
-        raise SystemExit(f"harness: {err.args[0]}") from None
+    specs = _selected_weights(registry, args.names)
     failed = 0
     for spec in specs:
         url = f"{args.mirror.rstrip('/')}/{spec.url.rsplit('/', 1)[-1]}" if args.mirror else None
