@@ -1,0 +1,1 @@
+"""Gaussian heads: the container, its .ply format, and the renderers."""
