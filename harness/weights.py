@@ -195,6 +195,7 @@ def fetch(spec: WeightsSpec, root: Path | None = None, url: str | None = None, t
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(download, target)
         new_records: dict[str, str] = {}
+        rows: list[FileStatus] = []
         for expected in spec.files:
             staged = staging / expected.relpath
             if not staged.is_file():
@@ -205,13 +206,16 @@ def fetch(spec: WeightsSpec, root: Path | None = None, url: str | None = None, t
                 raise WeightsFetchError(f"{source}: {expected.relpath}: {detail}; nothing was written")
             if state == "unverified":
                 new_records[expected.relpath] = sha
+                state = "recorded"
+            rows.append(FileStatus(spec.name, expected.relpath, root / expected.relpath, state,
+                                   staged.stat().st_size))
         for path in sorted(p for p in staging.rglob("*") if p.is_file()):
             final = root / path.relative_to(staging)
             final.parent.mkdir(parents=True, exist_ok=True)
             path.replace(final)
         if new_records:
             atomic_write_json(root / CHECKSUMS_FILE, {**recorded, **new_records})
-    return status([spec], root)
+    return rows
 
 
 def select(specs: dict[str, WeightsSpec], names: Sequence[str]) -> list[WeightsSpec]:

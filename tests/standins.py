@@ -6,7 +6,6 @@ loading paths, so the harness's loading code and the libraries' own code run unc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +119,6 @@ def face_image(size: int = 256, centre: tuple[int, int] = (128, 128), radius: in
     image[disk] = np.stack([0.95 + 0.0 * texture, 0.05 + texture.clip(0, 0.2), 0.05 + texture.clip(0, 0.2)],
                            axis=-1)[disk]
     return image
-
-
-def dump_json(path: Path, obj: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj))
 
 
 _DINO_HUBCONF = '''"""Stand-in for the facebookresearch/dino torch.hub entry point (test fixture, not the DINO code)."""

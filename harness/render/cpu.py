@@ -88,43 +88,30 @@ def rasterize(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, op
         visible = (z > near_plane) & (det > 0)
         order = torch.argsort(z.detach())
         order = order[visible[order]]
-        rows = []
+        sorted_centre, sorted_radius = centre.detach()[order], radius[order]
+        colour = torch.zeros(height, width, 3, dtype=means.dtype)
+        trans_map = torch.ones(height, width, dtype=means.dtype)
+        depth = torch.zeros(height, width, dtype=means.dtype)
         for top in range(0, height, tile):
-            row_colour, row_trans, row_depth = [], [], []
+            bottom = min(top + tile, height)
             for left in range(0, width, tile):
-                bottom, right = min(top + tile, height), min(left + tile, width)
-                c_ = centre.detach()[order]
-                r_ = radius[order]
-                hit = ((c_[:, 0] + r_ > left) & (c_[:, 0] - r_ < right) & (c_[:, 1] + r_ > top)
-                       & (c_[:, 1] - r_ < bottom))
+                right = min(left + tile, width)
+                hit = ((sorted_centre[:, 0] + sorted_radius > left) & (sorted_centre[:, 0] - sorted_radius < right)
+                       & (sorted_centre[:, 1] + sorted_radius > top) & (sorted_centre[:, 1] - sorted_radius < bottom))
                 ids = order[hit]
-                px, py = xs[top:bottom, left:right].reshape(-1), ys[top:bottom, left:right].reshape(-1)
                 if len(ids) == 0:
-                    n = len(px)
-                    row_colour.append(torch.zeros(n, 3, dtype=means.dtype))
-                    row_trans.append(torch.ones(n, dtype=means.dtype))
-                    row_depth.append(torch.zeros(n, dtype=means.dtype))
                     continue
-                dx = px[None, :] - centre[ids, 0:1]
-                dy = py[None, :] - centre[ids, 1:2]
-                a, b, cc = conic[ids, 0:1], conic[ids, 1:2], conic[ids, 2:3]
-                power = -0.5 * (a * dx * dx + cc * dy * dy) - b * dx * dy
+                px, py = xs[top:bottom, left:right].reshape(-1), ys[top:bottom, left:right].reshape(-1)
+                dx, dy = px[None, :] - centre[ids, 0:1], py[None, :] - centre[ids, 1:2]
+                power = -0.5 * (conic[ids, 0:1] * dx * dx + conic[ids, 2:3] * dy * dy) - conic[ids, 1:2] * dx * dy
                 alpha = torch.clamp_max(opacities[ids, None] * torch.exp(power), ALPHA_MAX)
                 alpha = torch.where((alpha >= ALPHA_MIN) & (power <= 0), alpha, torch.zeros_like(alpha))
                 trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), 1 - alpha[:-1]]), dim=0)
-                weight = alpha * trans  # (G, P)
-                row_colour.append(weight.T @ rgb[ids])
-                row_trans.append(trans[-1] * (1 - alpha[-1]))
-                row_depth.append(weight.T @ z[ids])
-            rows.append((row_colour, row_trans, row_depth, top, min(top + tile, height)))
-        colour_rows, trans_rows, depth_rows = [], [], []
-        for row_colour, row_trans, row_depth, top, bottom in rows:
-            h = bottom - top
-            widths = [min(tile, width - left) for left in range(0, width, tile)]
-            colour_rows.append(torch.cat([t.reshape(h, w, 3) for t, w in zip(row_colour, widths, strict=True)], 1))
-            trans_rows.append(torch.cat([t.reshape(h, w) for t, w in zip(row_trans, widths, strict=True)], 1))
-            depth_rows.append(torch.cat([t.reshape(h, w) for t, w in zip(row_depth, widths, strict=True)], 1))
-        colour, trans_map, depth = torch.cat(colour_rows), torch.cat(trans_rows), torch.cat(depth_rows)
+                weight = alpha * trans  # (G, P): front-to-back contribution of each Gaussian to each pixel
+                shape = (bottom - top, right - left)
+                colour[top:bottom, left:right] = (weight.T @ rgb[ids]).reshape(*shape, 3)
+                trans_map[top:bottom, left:right] = (trans[-1] * (1 - alpha[-1])).reshape(shape)
+                depth[top:bottom, left:right] = (weight.T @ z[ids]).reshape(shape)
         if backgrounds is not None:
             colour = colour + trans_map[..., None] * backgrounds[c]
         images.append(colour)

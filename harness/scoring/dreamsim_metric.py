@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from harness.scoring.sources import DINO_BACKBONE, DINO_HUB_REPO, DREAMSIM_DIR, DREAMSIM_ENSEMBLE
 from harness.scoring.torchhub import torch_hub_dir
 from harness.scoring.values import Features, MetricValues
-from harness.weights import require
+from harness.weights import require, weights_dir
 
 SIZE = 224
 MARGIN = 1.1
@@ -61,10 +61,10 @@ class DreamSim:
 
     def __init__(self, device: str = "cpu") -> None:
         for spec in (DREAMSIM_ENSEMBLE, DINO_BACKBONE, DINO_HUB_REPO):
-            root = require(spec, "DreamSim")
+            require(spec, "DreamSim")
         from dreamsim import dreamsim
 
-        cache = root / DREAMSIM_DIR
+        cache = weights_dir() / DREAMSIM_DIR
         with torch_hub_dir(cache):
             model, _ = dreamsim(pretrained=True, device=device, cache_dir=str(cache), dreamsim_type="ensemble")
         self.model = model

@@ -72,6 +72,14 @@ class IdentityModel:
             return None
         return np.asarray(kpss[0], dtype=np.float32)
 
+    def detect_and_embed(self, images_bgr: list[np.ndarray]) -> tuple[list[np.ndarray | None], dict[int, np.ndarray]]:
+        """Keypoints of each image (None where no face is found) and the embeddings of those with a face, by index,
+        each image warped with its own keypoints."""
+        keypoints = [self.keypoints(img) for img in images_bgr]
+        found = [i for i, k in enumerate(keypoints) if k is not None]
+        embeddings = self.embed([images_bgr[i] for i in found], [keypoints[i] for i in found])
+        return keypoints, dict(zip(found, embeddings, strict=True))
+
     def embed(self, images_bgr: list[np.ndarray], keypoints: list[np.ndarray]) -> np.ndarray:
         """ArcFace embeddings of the images, each warped with its keypoints; one batched call."""
         import cv2
@@ -94,14 +102,9 @@ class CSIM:
         self.cache_identity = f"{self.model.identity}|both={self.detect_on_prediction}"
 
     def reference_features(self, gt: Any) -> list[Features]:
-        images = to_bgr_uint8(gt)
-        keypoints = [self.model.keypoints(img) for img in images]
-        found = [i for i, k in enumerate(keypoints) if k is not None]
-        embeddings = self.model.embed([images[i] for i in found], [keypoints[i] for i in found])
-        features: list[Features] = [{"found": np.zeros((), dtype=bool)} for _ in images]
-        for row, i in enumerate(found):
-            features[i] = {"found": np.ones((), dtype=bool), "keypoints": keypoints[i], "embedding": embeddings[row]}
-        return features
+        keypoints, embeddings = self.model.detect_and_embed(to_bgr_uint8(gt))
+        return [{"found": np.ones((), dtype=bool), "keypoints": keypoints[i], "embedding": embeddings[i]}
+                if i in embeddings else {"found": np.zeros((), dtype=bool)} for i in range(len(keypoints))]
 
     def compare(self, pred: Any, gt: Any, features: list[Features]) -> MetricValues:
         images = to_bgr_uint8(pred)
@@ -132,21 +135,16 @@ class CSIM:
         images = to_bgr_uint8(renders)
         if not bool(ref["found"]):
             return MetricValues(np.full(len(images), np.nan), ["no face detected in the input photo"] * len(images))
-        kps = [self.model.keypoints(img) for img in images]
-        found = [i for i, k in enumerate(kps) if k is not None]
-        embeddings = self.model.embed([images[i] for i in found], [kps[i] for i in found])
-        values = np.full(len(images), np.nan)
-        for row, i in enumerate(found):
-            values[i] = _cosine(embeddings[row], ref["embedding"])
-        return MetricValues(values, [None if k is not None else "no face detected in the render" for k in kps])
+        _, embeddings = self.model.detect_and_embed(images)
+        values = np.array([_cosine(embeddings[i], ref["embedding"]) if i in embeddings else np.nan
+                           for i in range(len(images))])
+        return MetricValues(values, [None if i in embeddings else "no face detected in the render"
+                                     for i in range(len(images))])
 
     def cross_view(self, renders: Any) -> tuple[MetricValues, list[tuple[int, int]]]:
         """Reference-free: cosine between every pair of renders where both have a face."""
         images = to_bgr_uint8(renders)
-        kps = [self.model.keypoints(img) for img in images]
-        found = [i for i, k in enumerate(kps) if k is not None]
-        embeddings = dict(zip(found, self.model.embed([images[i] for i in found], [kps[i] for i in found]),
-                              strict=True))
+        _, embeddings = self.model.detect_and_embed(images)
         pairs = list(combinations(range(len(images)), 2))
         values = np.full(len(pairs), np.nan)
         reasons: list[str | None] = []

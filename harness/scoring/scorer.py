@@ -35,7 +35,6 @@ SCORER_VERSION = 2
 # Measured (benchmarks/bench_metrics.py): on CPU, one pair at a time is fastest for the pixel metrics and LPIPS at
 # 512x512 (large batches spill the caches and fault in fresh memory); on CUDA batches keep the device busy.
 BATCH_SIZE = {"cpu": 1, "cuda": 16}
-VARIANTS = ("full", "masked")
 KEY_COLUMNS = ["unit", "subject", "sequence", "frame", "camera", "metric", "variant"]
 
 METRIC_SCHEMA = {
@@ -44,8 +43,8 @@ METRIC_SCHEMA = {
     "sequence": pl.String, "camera": pl.String, "frame": pl.Int64, "metric": pl.String, "variant": pl.String,
     "value": pl.Float64, "status": pl.String, "note": pl.String,
 }
-# ok: a value; undefined: the metric has no value for this pair (reason in note); missing: no usable prediction.
-STATUSES = ("ok", "undefined", "missing")
+# status: ok (a value), undefined (the metric has no value for this pair; reason in note), missing (no usable
+# prediction).
 IMAGE_SCHEMA = {
     "unit": pl.String, "subject": pl.String, "sequence": pl.String, "camera": pl.String, "frame": pl.Int64,
     "prediction": pl.String, "prediction_sha256": pl.String, "ground_truth_sha256": pl.String,
@@ -77,7 +76,6 @@ class _Pair:
 
 class ScoringError(RuntimeError):
     pass
-
 
 
 def ground_truth_hash(image: np.ndarray, alpha: np.ndarray | None) -> str:
@@ -162,8 +160,9 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
     for i, pair in enumerate(pairs):
         by_shape.setdefault(pair.ground_truth.shape, []).append(i)
     bg = torch.tensor(background, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    background_key = stable_hash(list(background))
+    batch = BATCH_SIZE["cuda" if str(device).startswith("cuda") else "cpu"]
     for indices in by_shape.values():
-        batch = BATCH_SIZE["cuda" if str(device).startswith("cuda") else "cpu"]
         for start in range(0, len(indices), batch):
             chunk = indices[start:start + batch]
 
@@ -172,18 +171,17 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
 
             pred = stack([pairs[i].prediction for i in chunk])
             gt = stack([pairs[i].ground_truth for i in chunk])
-            masked_idx = [k for k, i in enumerate(chunk) if pairs[i].alpha is not None]
-            variants = {"full": (pred, gt, list(range(len(chunk))))}
             alpha_of = {i: torch.from_numpy(pairs[i].alpha).to(device) for i in chunk if pairs[i].alpha is not None}
+            masked_idx = [k for k, i in enumerate(chunk) if i in alpha_of]
+            variants = {"full": (pred, gt, list(range(len(chunk))))}
             if masked_idx:
-                alpha = torch.from_numpy(np.stack([pairs[chunk[k]].alpha for k in masked_idx]))
-                alpha = alpha.unsqueeze(1).to(device)
+                alpha = torch.stack([alpha_of[chunk[k]] for k in masked_idx]).unsqueeze(1)
                 variants["masked"] = (_composite(pred[masked_idx], alpha, bg),
                                       _composite(gt[masked_idx], alpha, bg), masked_idx)
-            for spec, metric in metrics:
-                for variant, (p, g, rows) in variants.items():
-                    keys = [f"{pairs[chunk[k]].gt_sha}-{variant}-{stable_hash(list(background))}" for k in rows]
-                    alphas = [alpha_of.get(chunk[k]) for k in rows]
+            for variant, (p, g, rows) in variants.items():
+                keys = [f"{pairs[chunk[k]].gt_sha}-{variant}-{background_key}" for k in rows]
+                alphas = [alpha_of.get(chunk[k]) for k in rows]
+                for spec, metric in metrics:
                     result = _evaluate(spec, metric, p, g, keys, cache, alphas)
                     for k, v, reason in zip(rows, result.values, result.reasons, strict=True):
                         defined = reason is None and bool(np.isfinite(v))

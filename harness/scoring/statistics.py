@@ -92,14 +92,6 @@ def summarise(metrics: pl.DataFrame, n_boot: int = N_BOOT, seed: int = SEED) -> 
     return pl.DataFrame(rows, schema=schema)
 
 
-def per_subject(metrics: pl.DataFrame) -> pl.DataFrame:
-    """Per-subject means (the expandable rows of a leaderboard)."""
-    return (metrics.filter(pl.col("status") == "ok")
-            .group_by([*GROUP, "subject"], maintain_order=True)
-            .agg(pl.col("value").mean().alias("mean"), pl.len().alias("n"))
-            .sort([*GROUP, "subject"]))
-
-
 class NoSharedUnitsError(ValueError):
     pass
 

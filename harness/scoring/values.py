@@ -50,8 +50,6 @@ class ReferenceCache:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or harness_home() / "cache" / "reference"
-        self.hits = 0
-        self.misses = 0
 
     def _path(self, metric: str, identity: str, key: str) -> Path:
         return self.root / metric / stable_hash(identity) / key[:2] / f"{key}.npz"
@@ -59,16 +57,12 @@ class ReferenceCache:
     def get(self, metric: str, identity: str, key: str) -> Features | None:
         path = self._path(metric, identity, key)
         if not path.is_file():
-            self.misses += 1
             return None
         try:
             with np.load(path) as data:
-                features = {k: data[k] for k in data.files}
-        except (OSError, ValueError):
-            self.misses += 1
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError):  # a damaged cache file is recomputed, never trusted
             return None
-        self.hits += 1
-        return features
 
     def put(self, metric: str, identity: str, key: str, features: Features) -> None:
         path = self._path(metric, identity, key)
