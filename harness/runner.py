@@ -20,7 +20,7 @@ import numpy as np
 
 from harness.api.method import Method
 from harness.api.specs import MethodSpec, load_target
-from harness.api.types import EvalUnit, Target
+from harness.api.types import EvalUnit, Target, View, ViewRef
 from harness.data.adapter import DatasetAdapter
 from harness.data.protocol import Protocol
 from harness.data.resolve import dataset_root, open_dataset, resolve_protocol
@@ -152,6 +152,18 @@ def check_render(image: Any, target: Target, unit: str) -> np.ndarray:
     return np.clip(array, 0.0, 1.0)
 
 
+def frame_tracking(adapter: Any, ref: ViewRef) -> dict[str, Any] | None:
+    """Head parameters of a view's frame, when the dataset ships tracking (an adapter's optional ``tracking``)."""
+    tracking = getattr(adapter, "tracking", None)
+    return tracking(ref.subject, ref.sequence, ref.frame) if tracking is not None else None
+
+
+def with_tracking(view: View, adapter: Any) -> View:
+    if view.tracking is None:
+        view.tracking = frame_tracking(adapter, view.ref)
+    return view
+
+
 def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: str) -> float:
     """Run the method on one unit and commit its predictions; returns seconds spent inside the method."""
     import torch
@@ -161,8 +173,14 @@ def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: 
     _seed_everything(seed)
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    sources = [adapter.load_view(ref) for ref in unit.sources]
-    targets = [Target(ref, adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)) for ref in unit.targets]
+    sources = [with_tracking(adapter.load_view(ref), adapter) for ref in unit.sources]
+    targets = [Target(ref, adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera),
+                      driving=frame_tracking(adapter, ref)) for ref in unit.targets]
+    if prepared.spec.capabilities.needs_tracking:
+        untracked = [v.ref for v in sources if v.tracking is None] + [t.ref for t in targets if t.driving is None]
+        if untracked:
+            raise RenderError(f"unit {unit.name}: method {prepared.spec.name} needs head tracking, which the dataset "
+                              f"does not provide for {untracked[0]} ({len(untracked)} views)")
     staging = store.begin_unit(unit.name)
     try:
         t0 = time.perf_counter()

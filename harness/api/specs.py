@@ -30,7 +30,7 @@ class Capabilities:
     inputs: Literal["one", "few"] = "one"
     animatable: bool = False
     full_head: bool = False
-    needs_flame_tracking: bool = False
+    needs_tracking: bool = False  # head-model parameters per frame (NeRSemble's FLAME tracking, the demo's)
 
 
 @dataclass(frozen=True)

@@ -20,3 +20,6 @@ class DatasetAdapter(Protocol):
     def camera(self, subject: str, sequence: str, frame: int, camera_id: str) -> Camera: ...
 
     def load_view(self, ref: ViewRef) -> View: ...
+
+    # Optional: ``tracking(subject, sequence, frame) -> dict | None``, the frame's head parameters
+    # (``HeadParams.to_dict()`` plus ``"model"``, the head model's name), for animatable methods.
