@@ -13,7 +13,7 @@ from harness.paths import protocols_dir
 def test_demo_protocol_expands_into_named_units() -> None:
     protocol = load_protocol(protocols_dir() / "demo" / "demo.yaml")
     units = protocol.units()
-    assert protocol.label == "demo@v1"
+    assert protocol.label == "demo@v2"
     assert len(units) == 9
     assert units[0].name == "901.EXP-1-head.novel_view.f00000"
     assert [u.kind for u in units[:3]] == ["novel_view", "novel_view", "self_reenactment"]

@@ -29,7 +29,7 @@ def baseline_run(tmp_path_factory: pytest.TempPathFactory, demo_adapter) -> Path
 def test_demo_run_scores_every_target(baseline_run: Path) -> None:
     metrics = pl.read_parquet(baseline_run / "metrics.parquet")
     record = json.loads((baseline_run / "run.json").read_text())
-    assert record["protocol_version"] == 1 and record["provenance"]["torch"]
+    assert record["protocol_version"] == 2 and record["provenance"]["torch"]
     assert set(metrics.columns) >= {"run", "method", "dataset", "protocol", "subject", "sequence", "camera", "frame",
                                     "metric", "variant", "value"}
     # 3 subjects x (2 novel-view frames x 4 cameras + 4 frames x 3 cameras) = 60 images, 2 metrics, 2 variants.

@@ -17,12 +17,12 @@ from harness.heads.model import HeadModel
 
 TEMPLATE_NAME = "open-head-template-v1"
 N_LON = 72
-HEAD_ROWS = 40
+HEAD_ROWS = 56
 NECK_ROWS = 10
-THETA_RIM = 2.2
-CENTRE = np.array([0.0, 0.02, 0.0])
-RADII = np.array([0.075, 0.105, 0.095])
-NECK_TOP, NECK_BOTTOM = -0.065, -0.20
+THETA_RIM = 2.5
+CENTRE = np.array([0.0, 0.01, 0.0])
+RADII = np.array([0.075, 0.11, 0.095])
+NECK_TOP, NECK_BOTTOM = -0.09, -0.21
 EYE_CENTRES = np.array([[0.031, 0.033, 0.068], [-0.031, 0.033, 0.068]])
 EYE_RADIUS = 0.0125
 EYE_LAT, EYE_LON = 10, 16
@@ -36,7 +36,7 @@ LANDMARKS = {
     "eye_l_outer": (0.046, 0.033, 0.07), "eye_l_inner": (0.017, 0.033, 0.08), "eye_r_inner": (-0.017, 0.033, 0.08),
     "eye_r_outer": (-0.046, 0.033, 0.07), "nose_tip": (0.0, -0.012, 0.13), "nose_base": (0.0, -0.025, 0.11),
     "mouth_l": (0.022, MOUTH_Y, 0.09), "mouth_r": (-0.022, MOUTH_Y, 0.09), "lip_upper": (0.0, -0.038, 0.1),
-    "lip_lower": (0.0, -0.052, 0.1), "chin": (0.0, -0.085, 0.08), "brow_l": (0.032, 0.052, 0.09),
+    "lip_lower": (0.0, -0.052, 0.1), "chin": (0.0, -0.075, 0.075), "brow_l": (0.032, 0.052, 0.09),
     "brow_r": (-0.032, 0.052, 0.09), "ear_l": (0.1, 0.015, -0.005), "ear_r": (-0.1, 0.015, -0.005),
 }
 
@@ -90,7 +90,7 @@ def _surface(knobs: np.ndarray) -> np.ndarray:
         p -= (0.012 * _bump(base, mu, (0.015, 0.011, 0.03)))[:, None] * normals
     for mu in _mirrored((0.045, -0.005, 0.075)):
         p += ((0.006 + 0.005 * k["cheeks"]) * _bump(base, mu, (0.02, 0.02, 0.03)))[:, None] * normals
-    p += ((0.008 + 0.008 * k["chin"]) * _bump(base, (0, -0.085, 0.06), (0.02, 0.015, 0.04)))[:, None] * z_dir
+    p += ((0.008 + 0.008 * k["chin"]) * _bump(base, (0, -0.07, 0.06), (0.02, 0.012, 0.04)))[:, None] * z_dir
     for y in (-0.038, -0.052):
         p += (0.004 * _bump(base, (0, y, 0.09), (0.018, 0.005, 0.03)))[:, None] * z_dir
     for side in (1.0, -1.0):
@@ -198,7 +198,7 @@ def _nearest_faces(vertices: np.ndarray, faces: np.ndarray, targets: np.ndarray)
 
 @lru_cache(maxsize=1)
 def head_template() -> HeadModel:
-    """The open head template (built once per process, ~3.9k vertices)."""
+    """The open head template (built once per process, ~5k vertices)."""
     neutral = _surface(np.zeros(len(SHAPE_NAMES)))
     shapedirs = np.stack([_surface(np.eye(len(SHAPE_NAMES))[i]) - neutral for i in range(len(SHAPE_NAMES))], -1)
     _, _, is_neck = _base_grid()
@@ -244,6 +244,7 @@ def head_template() -> HeadModel:
     weights = np.zeros((n_v, 5))
     x, y, z = vertices.T
     jaw = _sigmoid((MOUTH_Y - y) / 0.004) * _sigmoid((z - 0.0) / 0.012) * is_head
+    jaw = np.where(jaw < 1e-3, 0.0, jaw)  # local support, as FLAME's weights: the skull does not follow the jaw
     weights[:, 2] = jaw
     weights[:, 1] = is_head * (1 - jaw)
     neck_blend = np.clip((y - NECK_BOTTOM) / (NECK_TOP - NECK_BOTTOM), 0, 1)
@@ -255,7 +256,7 @@ def head_template() -> HeadModel:
     ears = is_head & (np.abs(x) > 0.065) & (np.abs(y - 0.015) < 0.04) & (np.abs(z + 0.005) < 0.03)
     hair = is_head & ~ears & ((y > 0.075) | ((z < -0.015) & (y > -0.035)) | ((z < 0.02) & (y > 0.045)))
     face = is_head & ~ears & ~hair
-    lips = face & (np.abs(x) < 0.026) & (np.abs(y - MOUTH_Y) < 0.011) & (z > 0.06)
+    lips = face & (np.abs(x) < 0.025) & (np.abs(y - MOUTH_Y) < 0.0075) & (z > 0.06)
     regions = {name: np.flatnonzero(mask) for name, mask in {
         "face": face, "lips": lips, "hair": hair, "ears": ears, "neck": neck_rows, "eye_l": eye_l, "eye_r": eye_r,
     }.items()}

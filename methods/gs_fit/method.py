@@ -176,8 +176,8 @@ def _fill_hidden(model: HeadModel, head: BoundGaussians, seen: np.ndarray, colou
     return filled
 
 
-def _fit(head: BoundGaussians, seen: torch.Tensor, posed: list[torch.Tensor], faces: torch.Tensor, sources: Sequence[View],
-         config: Mapping[str, Any]) -> None:
+def _fit(head: BoundGaussians, seen: torch.Tensor, posed: list[torch.Tensor], faces: torch.Tensor,
+         sources: Sequence[View], config: Mapping[str, Any]) -> None:
     scale = float(config["fit_scale"])
     cameras, images, alphas = [], [], []
     for view in sources:
