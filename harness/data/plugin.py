@@ -14,10 +14,10 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         name="demo",
         display_name="Demo heads (procedural)",
         target="harness.data.demo:DemoDataset",
-        description="3 procedurally generated heads, 6 frames, 16 NeRSemble-like cameras, written on first use "
-                    "in the NeRSemble v1 layout and read back through the v1 reader.",
+        description="3 heads made from the open head template, 6 frames, 16 NeRSemble-like cameras, with "
+                    "tracking; written on first use in the NeRSemble v1 layout and read back through the v1 reader.",
         protocols={"demo": "demo/demo.yaml"},
         default_protocol="demo",
         root_env="HARNESS_DEMO_ROOT",
-        obtain="Generated automatically into $HARNESS_HOME/data on first use (about 10 s).",
+        obtain="Generated automatically into $HARNESS_HOME/data on first use (about a minute on 2 cores).",
     ))
