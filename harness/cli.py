@@ -156,6 +156,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"everything else {timing['other_s']:.1f} s ({100 * timing['other_share']:.1f}%)")
     console.print(f"run folder: {result['prepared'].store.root}")
     console.print(f"summary: {result['report']}")
+    console.print(f"report: {result['site']}")
     return 1 if _print_problems(console, result["predicted"].failed, result["scored"]) else 0
 
 
@@ -294,6 +295,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report.leaderboard import load
+    from harness.report.site import build_report
+
+    paper = [e for e in load(Path(args.leaderboard)) if e["source"] == "paper"] if args.leaderboard else []
+    index = build_report([Path(d) for d in args.run_dirs], Path(args.out), get_registry(),
+                         Path(args.templates) if args.templates else None, paper)
+    _console().print(f"report: {index}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from harness.report.leaderboard import add, load
+    from harness.report.site import build_report
+
+    path = Path(args.file)
+    if args.leaderboard_command == "add":
+        entry = add(path, Path(args.run_dir))
+        _console().print(f"added {entry['method']} on {entry['dataset']}/{entry['protocol']} (run {entry['run']}) "
+                         f"to {path}")
+        return 0
+    entries = load(path)
+    run_dirs = [Path(e["run_dir"]) for e in entries if e["source"] == "measured"]
+    missing = [str(d) for d in run_dirs if not (d / "metrics.parquet").exists()]
+    if missing:
+        raise SystemExit(f"harness: {path} cites run folders that are not here: {', '.join(missing)}")
+    index = build_report(run_dirs, Path(args.out), get_registry(), Path(args.templates) if args.templates else None,
+                         [e for e in entries if e["source"] == "paper"])
+    _console().print(f"leaderboard: {index}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -343,6 +376,22 @@ def build_parser() -> argparse.ArgumentParser:
     p_wfetch.add_argument("names", nargs="*", help="weight sources (default: all)")
     p_wfetch.add_argument("--mirror", help="fetch each file from MIRROR/<file name> instead of its official URL")
     p_wfetch.set_defaults(func=cmd_weights_fetch)
+
+    p_report = sub.add_parser("report", help="build the static HTML site (leaderboards, methods, galleries)")
+    p_report.add_argument("run_dirs", nargs="+")
+    p_report.add_argument("--out", required=True)
+    p_report.add_argument("--templates", help="folder of templates overriding the defaults by name")
+    p_report.add_argument("--leaderboard", help="also show the paper-reported rows of this leaderboard.yaml")
+    p_report.set_defaults(func=cmd_report)
+
+    p_board = sub.add_parser("leaderboard", help="build the leaderboard site from leaderboard.yaml, or add a run")
+    p_board.add_argument("--file", default="leaderboard.yaml")
+    p_board.add_argument("--out", default="reports/leaderboard")
+    p_board.add_argument("--templates")
+    board_sub = p_board.add_subparsers(dest="leaderboard_command")
+    p_add = board_sub.add_parser("add", help="add a scored run as a measured row (with provenance)")
+    p_add.add_argument("run_dir")
+    p_board.set_defaults(func=cmd_leaderboard)
 
     p_plugins = sub.add_parser("plugins", help="show loaded plugins and those that failed")
     p_plugins.set_defaults(func=cmd_plugins)

@@ -257,6 +257,7 @@ def predict(prepared: PreparedRun, registry: Registry, device: str,
 
 def run(request: RunRequest, registry: Registry, progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Predict every unit, score the run, write its summary; returns what the CLI prints."""
+    from harness.report.site import build_report
     from harness.report.summary import write_summary
     from harness.scoring.scorer import score_run
 
@@ -273,7 +274,10 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
     predicted = predict(prepared, registry, device, progress)
     scored = score_run(store.root, registry, device=device, adapter=prepared.adapter, progress=progress,
                        strict=request.strict_metrics)
+    record["failed_units"] = [{"unit": u, "error": e} for u, e in predicted.failed]
+    store.write_run(record)
     report = write_summary(store.root, registry)
+    site = build_report([store.root], store.report_dir / "site", registry)
     wall = time.perf_counter() - wall0
     compute = predicted.method_seconds + scored.metric_seconds
     other = wall - startup - compute
@@ -287,7 +291,6 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
         "units_predicted": predicted.done,
         "units_skipped": predicted.skipped,
     }
-    record["failed_units"] = [{"unit": u, "error": e} for u, e in predicted.failed]
     store.write_run(record)
-    return {"prepared": prepared, "predicted": predicted, "scored": scored, "report": report,
+    return {"prepared": prepared, "predicted": predicted, "scored": scored, "report": report, "site": site,
             "record": record}

@@ -47,6 +47,7 @@ class MethodSpec:
     capabilities: Capabilities = field(default_factory=Capabilities)
     default_config: dict[str, Any] = field(default_factory=dict)
     weights: tuple[str, ...] = ()
+    training_data: tuple[str, ...] = ()  # datasets whose subjects the method was trained on (flagged on boards)
 
     @property
     def title(self) -> str:
@@ -132,3 +133,19 @@ class ExecutorSpec:
     name: str
     target: str
     description: str = ""
+
+
+@dataclass(frozen=True)
+class ReportExtensionSpec:
+    """Additions to the HTML reports.
+
+    ``templates``: a folder of jinja2 templates (``"package:folder"``) that override the defaults by name (a user's
+    ``--templates`` folder overrides these in turn). ``sections``: ``"module:function"`` called as
+    ``function(page, context) -> [{"title": str, "html": str}]`` for ``page`` in ``"method"`` and ``"run"``; the
+    html is inserted as given (the plugin escapes what it takes from its inputs).
+    """
+
+    name: str
+    templates: str = ""
+    sections: str = ""
+

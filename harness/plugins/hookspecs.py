@@ -45,3 +45,8 @@ def register_executors(register: Callable[..., None]) -> None:
 @hookspec
 def register_weights(register: Callable[..., None]) -> None:
     """Register weight sources (``harness.api.WeightsSpec``) that metrics or methods name in their ``weights``."""
+
+
+@hookspec
+def register_report_extensions(register: Callable[..., None]) -> None:
+    """Register report extensions (``harness.api.ReportExtensionSpec``): template folders and page sections."""

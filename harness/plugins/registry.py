@@ -16,7 +16,7 @@ from typing import Any
 
 import pluggy
 
-from harness.api.specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec, WeightsSpec
+from harness.api.specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec, ReportExtensionSpec, WeightsSpec
 from harness.plugins import hookspecs
 
 ENTRY_POINT_GROUP = "harness"
@@ -27,6 +27,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "metrics": ("register_metrics", MetricSpec),
     "executors": ("register_executors", ExecutorSpec),
     "weights": ("register_weights", WeightsSpec),
+    "report_extensions": ("register_report_extensions", ReportExtensionSpec),
 }
 
 

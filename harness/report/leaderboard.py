@@ -1,0 +1,89 @@
+"""``leaderboard.yaml``: paper-reported rows (cited) and measured rows (added from run folders, with provenance).
+
+Schema (``schema_version: 1``)::
+
+    entries:
+      - method: str            display name
+        dataset: str
+        protocol: str          harness protocol name, or the paper's own split (e.g. omega-table2)
+        source: paper | measured
+        metrics: {psnr, ssim, lpips, csim, dreamsim: float | null}
+        # source: paper    -> paper: str, table: int | str
+        # source: measured -> run: run id, run_dir, protocol_version, variant, harness_version, commit, added_at,
+        #                     ci: {metric: [low, high]}
+
+Paper-reported and measured rows are never ranked together: the site shows them in separate, labelled tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from harness.report.runs import load_run
+from harness.report.tables import headline_variant
+from harness.scoring.statistics import summarise
+
+SCHEMA_VERSION = 1
+SOURCES = ("paper", "measured")
+
+
+class LeaderboardError(ValueError):
+    pass
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LeaderboardError(f"missing leaderboard file {path}") from None
+    if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
+        raise LeaderboardError(f"{path}: expected schema_version: {SCHEMA_VERSION}")
+    entries = raw.get("entries") or []
+    for i, entry in enumerate(entries):
+        where = f"{path}: entries[{i}]"
+        for key in ("method", "dataset", "protocol", "source", "metrics"):
+            if key not in entry:
+                raise LeaderboardError(f"{where} has no {key!r}")
+        if entry["source"] not in SOURCES:
+            raise LeaderboardError(f"{where}.source is {entry['source']!r}, expected one of {SOURCES}")
+        if entry["source"] == "paper" and ("paper" not in entry or "table" not in entry):
+            raise LeaderboardError(f"{where}: a paper-reported row must cite its paper and table")
+        if entry["source"] == "measured" and "run" not in entry:
+            raise LeaderboardError(f"{where}: a measured row must name its run")
+    return entries
+
+
+def measured_entry(run_dir: Path) -> dict[str, Any]:
+    data = load_run(run_dir)
+    variant = headline_variant(data.metrics)
+    stats = summarise(data.metrics.filter(pl.col("variant") == variant))
+    metrics, ci = {}, {}
+    for row in stats.iter_rows(named=True):
+        metrics[row["metric"]] = None if row["mean"] is None else round(row["mean"], 6)
+        ci[row["metric"]] = None if row["ci_low"] is None else [round(row["ci_low"], 6), round(row["ci_high"], 6)]
+    provenance = data.run.get("provenance", {})
+    return {
+        "method": data.method, "dataset": data.run["dataset"], "protocol": data.run["protocol"],
+        "source": "measured", "metrics": metrics, "ci": ci, "variant": variant, "run": data.run_id,
+        "run_dir": str(Path(run_dir).resolve()), "protocol_version": data.run.get("protocol_version"),
+        "harness_version": provenance.get("harness_version", ""), "commit": provenance.get("harness_commit", ""),
+        "complete": bool(stats["complete"].all()) and not data.run.get("failed_units"),
+        "added_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def add(path: Path, run_dir: Path) -> dict[str, Any]:
+    """Append (or replace, same run id) a measured row; the rest of the file is kept as it is."""
+    entries = load(path)
+    entry = measured_entry(run_dir)
+    text = Path(path).read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    raw["entries"] = [e for e in entries if e.get("run") != entry["run"]] + [entry]
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    Path(path).write_text(header + yaml.safe_dump(raw, sort_keys=False, width=118), encoding="utf-8")
+    return entry

@@ -1,0 +1,63 @@
+"""Run folders as the report reads them: run.json, the Parquet tables and the per-unit info files, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from harness.jsonio import read_json
+from harness.store import RunStore
+
+
+class ReportInputError(ValueError):
+    pass
+
+
+@dataclass
+class RunData:
+    root: Path
+    run: dict[str, Any]
+    metrics: pl.DataFrame
+    images: pl.DataFrame
+    units: list[dict[str, Any]]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run["run_id"])
+
+    @property
+    def method(self) -> str:
+        return str(self.run["method"])
+
+    @property
+    def board(self) -> tuple[str, str]:
+        """(dataset, protocol): which leaderboard this run belongs to."""
+        return str(self.run["dataset"]), str(self.run["protocol"])
+
+    @property
+    def protocol_label(self) -> str:
+        return f"{self.run['protocol']}@v{self.run['protocol_version']}"
+
+
+def load_run(root: Path) -> RunData:
+    store = RunStore(Path(root))
+    if not store.run_json.exists():
+        raise ReportInputError(f"{root} is not a run folder (no run.json)")
+    if not store.metrics_path.exists():
+        raise ReportInputError(f"{root} has not been scored (no metrics.parquet); run `harness score {root}`")
+    units = [read_json(p) for p in sorted(store.root.glob("predictions/*/info.json"))]
+    return RunData(store.root, store.read_run(), pl.read_parquet(store.metrics_path),
+                   pl.read_parquet(store.images_path) if store.images_path.exists() else pl.DataFrame(), units)
+
+
+def load_runs(roots: list[Path]) -> list[RunData]:
+    runs = [load_run(r) for r in roots]
+    seen: dict[str, Path] = {}
+    for data in runs:
+        if data.run_id in seen and seen[data.run_id] != data.root:
+            raise ReportInputError(f"two run folders share run id {data.run_id}: {seen[data.run_id]} and {data.root}")
+        seen[data.run_id] = data.root
+    return runs

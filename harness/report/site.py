@@ -1,0 +1,210 @@
+"""The static report site: index, one leaderboard per dataset x protocol, method pages, run galleries, plots.
+
+Every number on a page is computed here from the runs' ``metrics.parquet`` (via ``tables``), and every row links to
+the run folder it came from. Templates resolve in order: the user's ``--templates`` folder, report extensions'
+template folders (plugins), then the defaults in ``harness/report/templates``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+import harness
+from harness.api.specs import load_target
+from harness.data.protocol import parse_protocol
+from harness.data.resolve import open_dataset
+from harness.plugins.registry import Registry
+from harness.provenance import git_commit
+from harness.report import plots
+from harness.report.gallery import write_gallery, yaw_angles
+from harness.report.runs import RunData, load_runs
+from harness.report.tables import Board, build_board, export_rows, headline_variant, to_csv, to_json, to_latex
+
+ASSETS = ("style.css", "sort.js")
+
+
+def environment(registry: Registry, user_templates: Path | None = None) -> Environment:
+    loaders: list[Any] = []
+    if user_templates is not None:
+        loaders.append(FileSystemLoader(str(user_templates)))
+    for spec in registry.specs.get("report_extensions", {}).values():
+        if spec.templates:
+            package, _, folder = spec.templates.partition(":")
+            loaders.append(PackageLoader(package, folder or "templates"))
+    loaders.append(PackageLoader("harness", "report/templates"))
+    env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters["num"] = lambda v, digits=4: "—" if v is None else f"{v:.{digits}f}"
+    return env
+
+
+def extension_sections(registry: Registry, page: str, context: dict[str, Any]) -> list[dict[str, Any]]:
+    sections = []
+    for spec in registry.specs.get("report_extensions", {}).values():
+        if spec.sections:
+            for section in load_target(spec.sections)(page, context) or []:
+                sections.append({"title": str(section["title"]), "html": Markup(section["html"]), "by": spec.name})
+    return sections
+
+
+def provenance(runs: list[RunData]) -> dict[str, Any]:
+    return {
+        "harness_version": harness.__version__,
+        "commit": git_commit(Path(harness.__file__).resolve().parent) or "unknown",
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "protocols": sorted({f"{r.board[0]}/{r.protocol_label}" for r in runs}),
+        "runs": [{"id": r.run_id, "recorded_at": r.run.get("provenance", {}).get("recorded_at", ""),
+                  "commit": r.run.get("provenance", {}).get("harness_commit", "")} for r in runs],
+    }
+
+
+class SiteBuilder:
+    def __init__(self, runs: list[RunData], out: Path, registry: Registry, user_templates: Path | None = None,
+                 paper_rows: list[dict[str, Any]] | None = None) -> None:
+        self.runs, self.out, self.registry = runs, Path(out), registry
+        self.env = environment(registry, user_templates)
+        self.paper_rows = paper_rows or []
+        self.footer = provenance(runs)
+        self.metric_specs = registry.specs.get("metrics", {})
+        self.directions = {name: spec.direction for name, spec in self.metric_specs.items()}
+        self._adapters: dict[tuple[str, str], Any] = {}
+
+    def adapter(self, data: RunData) -> tuple[Any, str]:
+        key = (data.run["dataset"], str(data.run.get("data_root") or ""))
+        if key not in self._adapters:
+            try:
+                self._adapters[key] = (open_dataset(self.registry.dataset(key[0]), key[1] or None), "")
+            except Exception as err:  # the site is still built; the page says why images are missing
+                self._adapters[key] = (None, f"dataset {key[0]} not readable here ({type(err).__name__}: {err})")
+        return self._adapters[key]
+
+    def write(self, relative: str, template: str, **context: Any) -> Path:
+        depth = relative.count("/")
+        html = self.env.get_template(template).render(root="../" * depth, footer=self.footer, **context)
+        path = self.out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+        return path
+
+    def build(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        assets = self.out / "assets"
+        assets.mkdir(exist_ok=True)
+        for name in ASSETS:
+            shutil.copyfile(Path(__file__).parent / "static" / name, assets / name)
+        grouped: dict[tuple[str, str], list[RunData]] = defaultdict(list)
+        for data in self.runs:
+            grouped[data.board].append(data)
+        training = {name: spec.training_data for name, spec in self.registry.specs.get("methods", {}).items()}
+        boards = [build_board(d, p, runs, list(self.metric_specs), self.directions, training)
+                  for (d, p), runs in sorted(grouped.items())]
+        for board in boards:
+            self.board_page(board)
+        for data in self.runs:
+            self.run_page(data)
+        methods = sorted({r.method for r in self.runs})
+        for method in methods:
+            self.method_page(method, boards)
+        return self.write("index.html", "index.html.j2", boards=boards, methods=methods,
+                          matrix={(b.slug, r.run.method): r for b in boards for r in b.rows})
+
+    def board_page(self, board: Board) -> None:
+        records = export_rows(board)
+        exports = self.out / "exports"
+        exports.mkdir(exist_ok=True)
+        (exports / f"{board.slug}.csv").write_text(to_csv(records), encoding="utf-8")
+        (exports / f"{board.slug}.json").write_text(to_json(board, records), encoding="utf-8")
+        (exports / f"{board.slug}.tex").write_text(to_latex(board), encoding="utf-8")
+        figures = self.board_plots(board)
+        paper = [p for p in self.paper_rows if p.get("dataset") == board.dataset]
+        self.write(f"boards/{board.slug}.html", "board.html.j2", board=board, figures=figures, paper=paper,
+                   metric_specs=self.metric_specs)
+
+    def board_plots(self, board: Board) -> list[dict[str, str]]:
+        yaw_series: dict[str, pl.DataFrame] = {}
+        input_series: dict[str, pl.DataFrame] = {}
+        notes = []
+        for row in board.rows:
+            data = row.run
+            table = data.metrics.filter((pl.col("variant") == row.variant) & (pl.col("status") == "ok"))
+            if table.is_empty():
+                continue
+            protocol = parse_protocol(data.run["protocol_content"])
+            units = {u.name: u for u in protocol.units()}
+            inputs = pl.DataFrame({"unit": list(units), "inputs": [len(u.sources) for u in units.values()]})
+            input_series[data.method] = table.join(inputs, on="unit")
+            adapter, why = self.adapter(data)
+            if adapter is None:
+                notes.append(f"{data.method}: no yaw plot, {why}")
+                continue
+            yaw_series[data.method] = table.join(self._yaws(adapter, units), on=["unit", "camera", "frame"])
+        figures = []
+        counts = {c for t in input_series.values() for c in t["inputs"].unique().to_list()}
+        for metric in board.metrics:
+            direction = board.directions[metric]
+            if yaw_series:
+                path = plots.metric_by_group({m: t.filter(pl.col("metric") == metric) for m, t in yaw_series.items()},
+                                             "yaw", metric, direction, "target yaw relative to the source camera (deg)",
+                                             self.out / "plots" / f"{board.slug}.{metric}.yaw.svg")
+                figures.append({"file": f"plots/{path.name}", "caption": f"{metric} against target yaw"})
+            if len(counts) > 1:
+                path = plots.metric_by_group({m: t.filter(pl.col("metric") == metric)
+                                              for m, t in input_series.items()}, "inputs", metric, direction,
+                                             "number of input views", self.out / "plots" / f"{board.slug}.{metric}"
+                                             ".inputs.svg")
+                figures.append({"file": f"plots/{path.name}", "caption": f"{metric} against input views"})
+        if len(counts) <= 1:
+            notes.append("one input-view count in this protocol: no plot against the number of inputs")
+        return figures + [{"file": "", "caption": n} for n in notes]
+
+    @staticmethod
+    def _yaws(adapter: Any, units: dict[str, Any]) -> pl.DataFrame:
+        rows = []
+        for unit in units.values():
+            source = unit.sources[0]
+            cameras = {ref.camera: adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
+                       for ref in (*unit.sources, *unit.targets)}
+            angles = dict.fromkeys(cameras, 0.0) if len(cameras) < 2 else yaw_angles(cameras, source.camera)
+            rows += [{"unit": unit.name, "camera": t.camera, "frame": t.frame, "yaw": round(angles[t.camera], 1)}
+                     for t in unit.targets]
+        return pl.DataFrame(rows, schema={"unit": pl.String, "camera": pl.String, "frame": pl.Int64,
+                                          "yaw": pl.Float64})
+
+    def run_page(self, data: RunData) -> None:
+        folder = self.out / "runs" / data.run_id
+        adapter, why = self.adapter(data)
+        variant = headline_variant(data.metrics)
+        items = write_gallery(data, adapter, folder, variant, self.directions)
+        context = {"run": data.run, "units": data.units, "root_path": str(data.root)}
+        self.write(f"runs/{data.run_id}/index.html", "run.html.j2", data=data, items=items, gallery_note=why,
+                   variant=variant, sections=extension_sections(self.registry, "run", context))
+
+    def method_page(self, method: str, boards: list[Board]) -> None:
+        spec = self.registry.specs.get("methods", {}).get(method)
+        measured = [(b, r) for b in boards for r in b.rows if r.run.method == method]
+        names = {method, spec.title if spec else method}
+        paper = [p for p in self.paper_rows if p.get("method") in names]
+        timing = []
+        for _, row in measured:
+            units = row.run.units
+            if units:
+                seconds = [sum(u.get("timings_s", {}).values()) for u in units]
+                memory = [max(u.get("memory", {}).values(), default=0.0) for u in units]
+                timing.append({"run": row.run.run_id, "units": len(units), "mean_s": sum(seconds) / len(seconds),
+                               "max_s": max(seconds), "peak_mb": max(memory)})
+        context = {"method": method, "spec": spec}
+        self.write(f"methods/{method}.html", "method.html.j2", method=method, spec=spec, measured=measured,
+                   paper=paper, timing=timing, sections=extension_sections(self.registry, "method", context))
+
+
+def build_report(run_dirs: list[Path], out: Path, registry: Registry, user_templates: Path | None = None,
+                 paper_rows: list[dict[str, Any]] | None = None) -> Path:
+    return SiteBuilder(load_runs(run_dirs), out, registry, user_templates, paper_rows).build()
