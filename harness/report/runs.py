@@ -23,6 +23,7 @@ class RunData:
     metrics: pl.DataFrame
     images: pl.DataFrame
     units: list[dict[str, Any]]
+    unavailable: dict[str, str]  # metric -> why it could not run (missing weights)
 
     @property
     def run_id(self) -> str:
@@ -49,8 +50,11 @@ def load_run(root: Path) -> RunData:
     if not store.metrics_path.exists():
         raise ReportInputError(f"{root} has not been scored (no metrics.parquet); run `harness score {root}`")
     units = [read_json(p) for p in sorted(store.root.glob("predictions/*/info.json"))]
+    problems = read_json(store.scoring_errors_path) if store.scoring_errors_path.exists() else {}
+    unavailable = {item["metric"]: item["reason"] for item in problems.get("unavailable_metrics", [])}
     return RunData(store.root, store.read_run(), pl.read_parquet(store.metrics_path),
-                   pl.read_parquet(store.images_path) if store.images_path.exists() else pl.DataFrame(), units)
+                   pl.read_parquet(store.images_path) if store.images_path.exists() else pl.DataFrame(), units,
+                   unavailable)
 
 
 def load_runs(roots: list[Path]) -> list[RunData]:

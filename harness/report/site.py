@@ -150,6 +150,8 @@ class SiteBuilder:
         counts = {c for t in input_series.values() for c in t["inputs"].unique().to_list()}
         for metric in board.metrics:
             direction = board.directions[metric]
+            if not any(t.filter(pl.col("metric") == metric).height for t in input_series.values()):
+                continue  # a metric no run could compute has no plot (its cells say why)
             if yaw_series:
                 path = plots.metric_by_group({m: t.filter(pl.col("metric") == metric) for m, t in yaw_series.items()},
                                              "yaw", metric, direction, "target yaw relative to the source camera (deg)",
@@ -173,7 +175,7 @@ class SiteBuilder:
             cameras = {ref.camera: adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
                        for ref in (*unit.sources, *unit.targets)}
             angles = dict.fromkeys(cameras, 0.0) if len(cameras) < 2 else yaw_angles(cameras, source.camera)
-            rows += [{"unit": unit.name, "camera": t.camera, "frame": t.frame, "yaw": round(angles[t.camera], 1)}
+            rows += [{"unit": unit.name, "camera": t.camera, "frame": t.frame, "yaw": round(angles[t.camera], 1) + 0.0}
                      for t in unit.targets]
         return pl.DataFrame(rows, schema={"unit": pl.String, "camera": pl.String, "frame": pl.Int64,
                                           "yaw": pl.Float64})

@@ -100,7 +100,7 @@ def build_board(dataset: str, protocol: str, runs: list[RunData], metric_order: 
             for s in stats.iter_rows(named=True):
                 cells[s["metric"]] = Cell(s["mean"], s["ci_low"], s["ci_high"], s["n"], s["undefined"], s["missing"],
                                           s["complete"])
-        present |= set(cells)
+        present |= set(cells) | set(data.unavailable)
         rows.append(BoardRow(run=data, variant=variant, cells=cells, subjects=subject_means(data.metrics, variant),
                              failed_units=len(data.run.get("failed_units") or []),
                              overlap=dataset in training_data.get(data.method, ())))
@@ -110,9 +110,12 @@ def build_board(dataset: str, protocol: str, runs: list[RunData], metric_order: 
                   if r.complete and metric in r.cells and r.cells[metric].mean is not None}
         for i, rank in _rank(values, directions.get(metric, "higher")).items():
             rows[i].ranks[metric] = rank
-    # Overall rank: mean of the per-metric ranks, for complete rows ranked on every metric of the board.
-    overall = {i: float(np.mean([r.ranks[m] for m in metrics])) for i, r in enumerate(rows)
-               if r.complete and metrics and all(m in r.ranks for m in metrics)}
+    # Overall rank: mean of the per-metric ranks over the metrics every complete row has (a metric missing for one
+    # run, e.g. for lack of weights, does not decide the order of the others).
+    complete_rows = [r for r in rows if r.complete]
+    shared = [m for m in metrics if complete_rows and all(m in r.ranks for r in complete_rows)]
+    overall = {i: float(np.mean([r.ranks[m] for m in shared])) for i, r in enumerate(rows)
+               if r.complete and shared}
     for i, rank in _rank(overall, "lower").items():
         rows[i].rank = rank
     rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.run.method))
