@@ -163,7 +163,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.external import prepare_external_run
     from harness.provenance import resolve_device
-    from harness.report.summary import write_summary
+    from harness.report.summary import write_run_report
     from harness.scoring.scorer import score_run
 
     registry = get_registry()
@@ -174,9 +174,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         scored = score_run(run_dir, registry, device=resolve_device(args.device), progress=progress,
                            strict=args.strict)
     _print_results(console, scored, registry)
-    report = write_summary(run_dir, registry)
+    report, site = write_run_report(run_dir, registry)
     console.print(f"metrics: {run_dir / 'metrics.parquet'}")
     console.print(f"summary: {report}")
+    console.print(f"report: {site}")
     return 1 if _print_problems(console, [], scored) else 0
 
 

@@ -257,8 +257,7 @@ def predict(prepared: PreparedRun, registry: Registry, device: str,
 
 def run(request: RunRequest, registry: Registry, progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Predict every unit, score the run, write its summary; returns what the CLI prints."""
-    from harness.report.site import build_report
-    from harness.report.summary import write_summary
+    from harness.report.summary import write_run_report
     from harness.scoring.scorer import score_run
 
     wall0 = time.perf_counter()
@@ -276,8 +275,7 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
                        strict=request.strict_metrics)
     record["failed_units"] = [{"unit": u, "error": e} for u, e in predicted.failed]
     store.write_run(record)
-    report = write_summary(store.root, registry)
-    site = build_report([store.root], store.report_dir / "site", registry)
+    report, site = write_run_report(store.root, registry)
     wall = time.perf_counter() - wall0
     compute = predicted.method_seconds + scored.metric_seconds
     other = wall - startup - compute

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,10 @@ class DemoDataset(NersembleV1):
             generate(root)
         return cls(root)
 
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._tracking_document = lru_cache(maxsize=None)(self._read_tracking)
+
     def tracking(self, subject: str, sequence: str, frame: int) -> dict[str, Any] | None:
         """The head parameters of one frame (``HeadParams.to_dict`` plus the head model's name)."""
         path = self.subject_dir(subject) / "annotations" / sequence / TRACKING_FILE
@@ -174,14 +179,12 @@ class DemoDataset(NersembleV1):
             raise DatasetError(f"{path}: no tracking for frame {frame}")
         return {"model": document["model"], **document["frames"][str(frame)]}
 
-    def _tracking_document(self, path: Path) -> dict[str, Any]:
-        cache = self.__dict__.setdefault("_tracking_cache", {})
-        if path not in cache:
-            try:
-                cache[path] = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise DatasetError(f"missing tracking file {path}") from None
-        return cache[path]
+    @staticmethod
+    def _read_tracking(path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DatasetError(f"missing tracking file {path}") from None
 
 
 def head_params(tracking: dict[str, Any]) -> HeadParams:

@@ -14,7 +14,7 @@ import torch
 
 from harness.api.types import Camera
 from harness.heads.binding import BoundGaussians, sample_surface, triangle_frames
-from harness.heads.model import HeadModel, HeadParams, deform
+from harness.heads.model import HeadModel, HeadParams, deform, surface_points
 from harness.heads.template import EXPRESSION_NAMES, EYE_CENTRES, EYE_RADIUS, MOUTH_Y
 from harness.render.cpu import SH_C0
 from harness.render.renderer import camera_tensors, render
@@ -60,18 +60,9 @@ def frame_params(model: HeadModel, identity: Identity, frame: int, num_frames: i
                         jaw=[0.2 * jaw, 0.0, 0.0], eyes=np.r_[gaze, gaze])
 
 
-def face_labels(model: HeadModel) -> np.ndarray:
-    """Region name index of each face (by its first vertex); order of ``model.regions``."""
-    label = np.full(len(model.v_template), -1)
-    for i, vertices in enumerate(model.regions.values()):
-        label[vertices] = i
-    return label[model.faces[:, 0]]
-
-
 def albedo(model: HeadModel, identity: Identity, face_ids: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Procedural colour of surface points given on the neutral template (no identity shape)."""
-    names = list(model.regions)
-    region = np.asarray(names)[face_labels(model)[face_ids]]
+    region = model.face_regions()[face_ids]
     x, y, z = points.T
     pores = 1.0 + 0.04 * np.sin(220 * x) * np.sin(260 * y) * np.sin(180 * z)
     colour = identity.skin[None, :] * pores[:, None]
@@ -100,10 +91,9 @@ def build_head(model: HeadModel, identity: Identity, rng: np.random.Generator,
     """Gaussians spread over the neutral head, coloured by the identity's albedo with baked shading."""
     samples = sample_surface(model.v_template, model.faces, count, rng)
     neutral = torch.as_tensor(model.v_template, dtype=torch.float32)
-    faces = torch.as_tensor(model.faces)
-    frames, size = triangle_frames(neutral, faces)
+    frames, size = triangle_frames(neutral, torch.as_tensor(model.faces))
     face_ids = torch.as_tensor(samples.face_ids)
-    points = (neutral[faces[face_ids]] * torch.as_tensor(samples.bary, dtype=torch.float32)[:, :, None]).sum(1)
+    points = surface_points(neutral, model.faces, samples.face_ids, samples.bary)
     normals = frames[face_ids, :, 2].numpy()
     shade = 0.45 + 0.55 * np.clip(normals @ LIGHT, 0, 1)
     rgb = albedo(model, identity, samples.face_ids, points.numpy()) * shade[:, None]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from harness.heads.model import surface_points
+
 
 @dataclass(frozen=True)
 class SurfaceSamples:
@@ -85,8 +87,7 @@ class BoundGaussians:
     def place(self, vertices: torch.Tensor, faces: torch.Tensor) -> dict[str, torch.Tensor]:
         frames, size = triangle_frames(vertices, faces)
         frames, size = frames[self.face_ids], size[self.face_ids]
-        tri = vertices[faces[self.face_ids]]
-        anchor = (tri * self.bary[:, :, None]).sum(1)
+        anchor = surface_points(vertices, faces, self.face_ids, self.bary)
         means = anchor + size[:, None] * (frames @ self.local_offsets[:, :, None])[..., 0]
         quats = _quat_multiply(rotmat_to_quat(frames), self.local_quats)
         scales = torch.exp(self.log_scales) * size[:, None]

@@ -68,6 +68,13 @@ class HeadModel:
     def num_expression(self) -> int:
         return self.exprdirs.shape[2]
 
+    def face_regions(self) -> np.ndarray:
+        """Region name of each face (the region of its first vertex; "" where none), as a (F,) string array."""
+        label = np.full(len(self.v_template), "", dtype=object)
+        for name, vertices in self.regions.items():
+            label[vertices] = name
+        return label[self.faces[:, 0]].astype(str)
+
     def params(self, **values: Any) -> HeadParams:
         """Neutral parameters sized for this model, with ``values`` filled in (shorter vectors are zero-padded)."""
         return HeadParams.neutral(self.num_shape, self.num_expression).replace(**values)
@@ -198,7 +205,11 @@ def _chain(rots: torch.Tensor, joints: torch.Tensor, parents: tuple[int, ...]) -
     return stacked
 
 
+def surface_points(vertices: torch.Tensor, faces: Any, face_ids: Any, bary: Any) -> torch.Tensor:
+    """Points given by (face, barycentric coordinates) on a mesh with these vertex positions."""
+    corners = vertices[torch.as_tensor(np.asarray(faces))[torch.as_tensor(np.asarray(face_ids))]]
+    return (corners * torch.as_tensor(np.asarray(bary), dtype=vertices.dtype)[:, :, None]).sum(1)
+
+
 def landmarks_from(model: HeadModel, vertices: torch.Tensor) -> torch.Tensor:
-    faces = torch.as_tensor(model.faces[model.landmark_faces], dtype=torch.long)
-    bary = torch.as_tensor(model.landmark_bary, dtype=vertices.dtype)
-    return (vertices[faces] * bary[:, :, None]).sum(1)
+    return surface_points(vertices, model.faces, model.landmark_faces, model.landmark_bary)

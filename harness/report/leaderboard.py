@@ -36,11 +36,22 @@ class LeaderboardError(ValueError):
     pass
 
 
-def load(path: Path) -> list[dict[str, Any]]:
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its validated content."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LeaderboardError(f"missing leaderboard file {path}") from None
+    raw = yaml.safe_load(text)
+    _validate(raw, path)
+    return text, raw
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return _read(path)[1].get("entries") or []
+
+
+def _validate(raw: Any, path: Path) -> None:
     if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
         raise LeaderboardError(f"{path}: expected schema_version: {SCHEMA_VERSION}")
     entries = raw.get("entries") or []
@@ -55,7 +66,6 @@ def load(path: Path) -> list[dict[str, Any]]:
             raise LeaderboardError(f"{where}: a paper-reported row must cite its paper and table")
         if entry["source"] == "measured" and "run" not in entry:
             raise LeaderboardError(f"{where}: a measured row must name its run")
-    return entries
 
 
 def measured_entry(run_dir: Path) -> dict[str, Any]:
@@ -79,11 +89,9 @@ def measured_entry(run_dir: Path) -> dict[str, Any]:
 
 def add(path: Path, run_dir: Path) -> dict[str, Any]:
     """Append (or replace, same run id) a measured row; the rest of the file is kept as it is."""
-    entries = load(path)
+    text, raw = _read(path)
     entry = measured_entry(run_dir)
-    text = Path(path).read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
-    raw["entries"] = [e for e in entries if e.get("run") != entry["run"]] + [entry]
+    raw["entries"] = [e for e in raw.get("entries") or [] if e.get("run") != entry["run"]] + [entry]
     header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
     Path(path).write_text(header + yaml.safe_dump(raw, sort_keys=False, width=118), encoding="utf-8")
     return entry

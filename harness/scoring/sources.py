@@ -13,20 +13,22 @@ INSIGHTFACE_PACK = "buffalo_l"
 INSIGHTFACE_DIR = f"insightface/models/{INSIGHTFACE_PACK}"
 DREAMSIM_DIR = "dreamsim"
 
-LPIPS_ALEX = WeightsSpec(
-    name="lpips-alex",
-    description="AlexNet ImageNet backbone for LPIPS (the linear heads ship inside the lpips package)",
-    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-    files=(WeightFile(f"{TORCH_HUB}/checkpoints/alexnet-owt-7be5be79.pth", sha256_prefix="7be5be79"),),
-    licence="BSD-3-Clause (torchvision)",
-)
-LPIPS_VGG = WeightsSpec(
-    name="lpips-vgg",
-    description="VGG-16 ImageNet backbone for LPIPS-VGG",
-    url="https://download.pytorch.org/models/vgg16-397923af.pth",
-    files=(WeightFile(f"{TORCH_HUB}/checkpoints/vgg16-397923af.pth", sha256_prefix="397923af"),),
-    licence="BSD-3-Clause (torchvision)",
-)
+
+
+def _torchvision_backbone(name: str, file_name: str, description: str) -> WeightsSpec:
+    """A torchvision checkpoint at torch.hub's path; its name carries the published sha256 prefix."""
+    prefix = file_name.rsplit("-", 1)[1].split(".")[0]
+    return WeightsSpec(
+        name=name, description=description, url=f"https://download.pytorch.org/models/{file_name}",
+        files=(WeightFile(f"{TORCH_HUB}/checkpoints/{file_name}", sha256_prefix=prefix),),
+        licence="BSD-3-Clause (torchvision)",
+    )
+
+
+LPIPS_ALEX = _torchvision_backbone(
+    "lpips-alex", "alexnet-owt-7be5be79.pth",
+    "AlexNet ImageNet backbone for LPIPS (the linear heads ship inside the lpips package)")
+LPIPS_VGG = _torchvision_backbone("lpips-vgg", "vgg16-397923af.pth", "VGG-16 ImageNet backbone for LPIPS-VGG")
 ARCFACE = WeightsSpec(
     name="insightface-buffalo_l",
     description="insightface model pack buffalo_l: SCRFD-10G face detector with 5 keypoints and the ArcFace "

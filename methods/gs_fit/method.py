@@ -23,7 +23,7 @@ import torch
 from harness.api import Target, View
 from harness.heads.binding import BoundGaussians, sample_surface, triangle_frames
 from harness.heads.loading import head_model_for, params_from_tracking
-from harness.heads.model import HeadModel, HeadParams, deform
+from harness.heads.model import HeadModel, HeadParams, deform, surface_points
 from harness.render.cpu import SH_C0
 from harness.render.gaussians import Gaussians
 from harness.render.renderer import camera_tensors, render
@@ -156,8 +156,8 @@ def _fill_hidden(model: HeadModel, head: BoundGaussians, seen: np.ndarray, colou
     """Colours for Gaussians no source sees: the mirror image's nearest visible neighbour, else the region mean."""
     from scipy.spatial import cKDTree
 
-    neutral = torch.as_tensor(model.v_template, dtype=torch.float32)
-    points = (neutral[torch.as_tensor(model.faces)[head.face_ids]] * head.bary[:, :, None]).sum(1).numpy()
+    points = surface_points(torch.as_tensor(model.v_template, dtype=torch.float32), model.faces, head.face_ids,
+                            head.bary).numpy()
     hidden = np.flatnonzero(~seen)
     if not seen.any():
         return np.full((len(hidden), 3), 0.5)
@@ -165,10 +165,7 @@ def _fill_hidden(model: HeadModel, head: BoundGaussians, seen: np.ndarray, colou
     distance, nearest = cKDTree(points[seen]).query(mirrored)
     filled = colours[seen][nearest]
     far = distance > 0.006
-    label = np.full(len(model.v_template), -1)
-    for i, vertices in enumerate(model.regions.values()):
-        label[vertices] = i
-    region = label[model.faces[head.face_ids.numpy(), 0]]
+    region = model.face_regions()[head.face_ids.numpy()]
     fallback = colours[seen].mean(0)
     for r in np.unique(region[hidden][far]):
         members = seen & (region == r)
