@@ -22,7 +22,7 @@ from harness.api.method import Method
 from harness.api.specs import MethodSpec, load_target
 from harness.api.types import EvalUnit, Target, View, ViewRef
 from harness.data.adapter import DatasetAdapter
-from harness.data.protocol import Protocol
+from harness.data.protocol import Listing, Protocol, dataset_listing
 from harness.data.resolve import dataset_root, open_dataset, resolve_protocol
 from harness.imageio import write_png
 from harness.jsonio import stable_hash
@@ -79,8 +79,9 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
     spec = registry.method(request.method)
     dataset_spec = registry.dataset(request.dataset)
     protocol = resolve_protocol(dataset_spec, request.protocol)
-    adapter = open_dataset(dataset_spec, request.data_root)
+    adapter = open_dataset(dataset_spec, request.data_root, protocol)
     config = {**spec.default_config, **request.config}
+    listing = dataset_listing(protocol, adapter)
     identity = {
         "method": spec.name,
         "method_version": spec.version,
@@ -89,9 +90,12 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
         "protocol": protocol.identity(),
         "seed": request.seed,
     }
+    if listing is not None:  # 'all' subjects/photos: the run is tied to what the folder held
+        identity["dataset_listing"] = listing
     run_id = f"{spec.name}-{stable_hash(identity, 10)}"
     store = RunStore(Path(request.runs_dir) / f"{dataset_spec.name}.{protocol.name}" / run_id)
-    return PreparedRun(request, spec, protocol, adapter, protocol.units(), config, identity, run_id, store)
+    units = protocol.units(Listing(listing) if listing is not None else None)
+    return PreparedRun(request, spec, protocol, adapter, units, config, identity, run_id, store)
 
 
 def run_record(prepared: PreparedRun, registry: Registry, device: str) -> dict[str, Any]:
@@ -109,6 +113,7 @@ def run_record(prepared: PreparedRun, registry: Registry, device: str) -> dict[s
         "protocol": prepared.protocol.name,
         "protocol_version": prepared.protocol.version,
         "protocol_content": prepared.protocol.raw,
+        "dataset_listing": prepared.identity.get("dataset_listing"),
         "seed": request.seed,
         "units": len(prepared.units),
         "provenance": collect(device, plugin_versions),

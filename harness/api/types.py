@@ -82,6 +82,7 @@ class View:
     camera: Camera
     alpha: np.ndarray | None = None
     tracking: dict[str, Any] | None = None
+    alpha_note: str | None = None  # why ``alpha`` is None (the masked metrics report it as the reason)
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,39 @@
-"""The dataset adapter contract: read one distributed layout, hand out views in the harness convention."""
+"""The dataset contracts.
+
+A **layout reader** reads one distributed on-disk layout and converts at its edge into the harness convention
+(OpenCV world->camera, K for the delivered resolution, metres, RGB/alpha floats in [0, 1]); nothing downstream
+knows a dataset's quirks. The harness wraps every reader in a ``PreparedDataset`` (``harness.data.prepared``)
+that applies the protocol's preprocessing and caches decoded frames; runner, scorer and reports talk to that.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from harness.api.types import Camera, View, ViewRef
 
 
+@dataclass
+class Inventory:
+    """What ``harness datasets check`` found in a folder, and every problem at once."""
+
+    root: Path
+    layout: str
+    found: dict[str, Any] = field(default_factory=dict)  # e.g. subjects, sequences, cameras, frames
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
 @runtime_checkable
 class DatasetAdapter(Protocol):
-    root: Path
+    """What runner and scorer use: views and cameras as the protocol defines them."""
 
-    @classmethod
-    def open(cls, root: Path | None) -> DatasetAdapter:
-        """Open the dataset at ``root`` (``None``: the adapter's default location), raising ``DatasetError``."""
-        ...
+    root: Path
 
     def camera(self, subject: str, sequence: str, frame: int, camera_id: str) -> Camera: ...
 
@@ -23,3 +41,20 @@ class DatasetAdapter(Protocol):
 
     # Optional: ``tracking(subject, sequence, frame) -> dict | None``, the frame's head parameters
     # (``HeadParams.to_dict()`` plus ``"model"``, the head model's name), for animatable methods.
+
+
+@runtime_checkable
+class LayoutReader(DatasetAdapter, Protocol):
+    """One distributed layout, read in place. ``camera`` must not decode pixels.
+
+    Class attributes: ``needs_cache`` (decoding is costly: videos, AVIF in zips) and
+    ``supports_colour_calibration``. Optional methods: ``source_files(ref)`` (the files a view is read from, for
+    the frame cache's fingerprint), ``subjects()`` and ``photos(subject)`` (in-the-wild listings), ``tracking``.
+    """
+
+    @classmethod
+    def open(cls, root: Path | None) -> LayoutReader:
+        """Open the dataset at ``root`` (``None``: the reader's default location), raising ``DatasetError``."""
+        ...
+
+    def check(self, subjects: list[str] | None = None) -> Inventory: ...

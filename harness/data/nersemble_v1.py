@@ -12,28 +12,25 @@ to the resolution actually loaded.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from harness.api.types import Camera, View, ViewRef
+from harness.data.adapter import Inventory
 from harness.data.errors import DatasetError
+from harness.data.nersemble_common import FRONTAL_SERIAL, SERIALS, Calibration, subject_folders
 from harness.imageio import ImageReadError, read_image, read_mask, resize
+
+__all__ = ["ALPHA_FOLDER", "DOWNSCALE", "FRONTAL_SERIAL", "IMAGE_FOLDER", "SERIALS", "NersembleV1"]
 
 IMAGE_FOLDER = "images-2x-73fps"
 ALPHA_FOLDER = "alpha_map-73fps"
 DOWNSCALE = 2
 
-SERIALS = (
-    "222200042", "222200044", "222200046", "222200040", "222200036", "222200048", "220700191", "222200041",
-    "222200037", "222200038", "222200047", "222200043", "222200049", "222200039", "222200045", "221501007",
-)
-FRONTAL_SERIAL = "222200037"
-
 
 class NersembleV1:
+    needs_cache = False  # PNG frames: reading them is as cheap as reading a cache entry
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._calibration = lru_cache(maxsize=None)(self._read_calibration)
@@ -58,29 +55,23 @@ class NersembleV1:
     def alpha_path(self, ref: ViewRef) -> Path:
         return self.frame_dir(ref) / ALPHA_FOLDER / f"cam_{ref.camera}.png"
 
-    def _read_calibration(self, subject: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        path = self.subject_dir(subject) / "camera_params.json"
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            extrinsics = {str(k): np.asarray(v, dtype=np.float64) for k, v in raw["world_2_cam"].items()}
-            K = np.asarray(raw["intrinsics"], dtype=np.float64)
-        except FileNotFoundError:
-            raise DatasetError(f"missing calibration file {path}") from None
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise DatasetError(f"malformed calibration file {path}: {type(err).__name__}: {err}") from None
-        if K.shape != (3, 3):
-            raise DatasetError(f"{path}: 'intrinsics' must be one 3x3 matrix in NeRSemble v1, got {K.shape}")
-        return extrinsics, K
+    def _read_calibration(self, subject: str) -> Calibration:
+        calibration = Calibration(self.subject_dir(subject) / "camera_params.json")
+        if not calibration.shared_intrinsics:
+            raise DatasetError(f"{calibration.path}: 'intrinsics' must be one 3x3 matrix in NeRSemble v1, got one "
+                               "per camera (is this the benchmark release?)")
+        return calibration
+
+    def source_files(self, ref: ViewRef) -> list[Path]:
+        return [self.image_path(ref), self.alpha_path(ref), self.subject_dir(ref.subject) / "camera_params.json"]
 
     def camera(self, subject: str, sequence: str, frame: int, camera_id: str, width: int = 0,
                height: int = 0) -> Camera:
-        extrinsics, K_full = self._calibration(subject)
-        if camera_id not in extrinsics:
-            path = self.subject_dir(subject) / "camera_params.json"
-            raise DatasetError(f"{path}: camera {camera_id} is not in 'world_2_cam'")
+        calibration = self._calibration(subject)
+        extrinsics = calibration.extrinsics(camera_id)
         if not width or not height:
             width, height = _image_size(self.image_path(ViewRef(subject, sequence, frame, camera_id)))
-        full = Camera(extrinsics[camera_id], K_full, width * DOWNSCALE, height * DOWNSCALE)
+        full = Camera(extrinsics, calibration.intrinsics(camera_id), width * DOWNSCALE, height * DOWNSCALE)
         return full.resized(width, height)
 
     def load_view(self, ref: ViewRef) -> View:
@@ -94,7 +85,42 @@ class NersembleV1:
         if alpha is not None and alpha.shape != (height, width):
             alpha = resize(alpha, width, height)
         camera = self.camera(ref.subject, ref.sequence, ref.frame, ref.camera, width, height)
-        return View(ref=ref, image=image, camera=camera, alpha=alpha)
+        note = None if alpha is not None else f"no alpha map at {self.alpha_path(ref)}"
+        return View(ref=ref, image=image, camera=camera, alpha=alpha, alpha_note=note)
+
+    def check(self, subjects: list[str] | None = None) -> Inventory:
+        inventory = Inventory(self.root, "NeRSemble v1 (frame PNGs)")
+        found = subject_folders(self.root)
+        if not found:
+            inventory.problems.append(f"{self.root}: no participant folders ({{pid:03d}}/camera_params.json)")
+        for subject in subjects or found:
+            folder = self.subject_dir(subject)
+            if not folder.is_dir():
+                inventory.problems.append(f"missing participant folder {folder}")
+                continue
+            try:
+                calibration = self._calibration(subject)
+            except DatasetError as err:
+                inventory.problems.append(str(err))
+                calibration = None
+            sequences = sorted(p.name for p in (folder / "sequences").glob("*") if p.is_dir())
+            entry: dict[str, object] = {"sequences": {}}
+            for sequence in sequences:
+                frames = sorted((folder / "sequences" / sequence).glob("frame_*"))
+                cameras = sorted({p.stem.removeprefix("cam_") for f in frames[:1]
+                                  for p in (f / IMAGE_FOLDER).glob("cam_*.png")})
+                entry["sequences"][sequence] = {"frames": len(frames), "cameras": len(cameras)}  # type: ignore[index]
+                if calibration is not None:
+                    inventory.problems += [f"{calibration.path}: camera {c} (images in {frames[0] / IMAGE_FOLDER}) "
+                                           "is not in 'world_2_cam'" for c in cameras
+                                           if c not in calibration.world_to_camera]
+                for frame in frames:
+                    missing_alpha = [c for c in cameras if not (frame / ALPHA_FOLDER / f"cam_{c}.png").is_file()]
+                    if missing_alpha:
+                        inventory.problems.append(f"{frame / ALPHA_FOLDER}: no alpha map for {len(missing_alpha)} "
+                                                  f"camera(s), e.g. cam_{missing_alpha[0]}.png")
+            inventory.found[subject] = entry
+        return inventory
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -106,3 +132,5 @@ def _image_size(path: Path) -> tuple[int, int]:
             return img.width, img.height
     except FileNotFoundError:
         raise DatasetError(f"missing image file {path}") from None
+    except OSError as err:
+        raise DatasetError(f"unreadable image file {path}: {err}") from None

@@ -14,12 +14,25 @@ A protocol file::
         frames: [0, 3]
         source_cameras: ["222200037"]
         target_cameras: ["222200040", "220700191"]
-      - kind: self_reenactment      # one unit per (subject, sequence): source frame -> other frames
+      - kind: self_reenactment      # one unit per (subject, sequence): source frame(s) -> other frames
         sequences: [EXP-1-head]
-        source_frame: 0
+        source_frame: 0             # or source_frames: [0, 40, 80], or the few-shot rule below
         source_cameras: ["222200037"]
         frames: [1, 2, 3]
         target_cameras: ["222200037", "222200040"]
+      - kind: in_the_wild           # one unit per photo; reference-free metrics only
+        photos: all                 # every photo the dataset holds for the protocol's subjects, or a list
+        target_yaws: [-60, -30, 0, 30, 60]   # rendered on the protocol's `orbit` cameras
+
+Optional top-level sections: ``preprocess`` (crop, resolution, compositing; see ``harness.data.preprocess``) and,
+for in-the-wild protocols, ``orbit`` (``distance``, ``fov_deg``, ``pitch_deg``). A task may carry its own
+``subjects`` (a subset of the protocol's), e.g. one sequence per participant. ``subjects: all`` (in-the-wild only)
+takes every subject the dataset holds.
+
+Few-shot rule (``k_inputs: k`` with ``source_pool: [frames]`` on a self-reenactment task): the k source frames
+are the pool's frames at positions ``i * (n - 1) / (k - 1)`` rounded half up, for i = 0..k-1 (k = 1: the pool's
+first frame), seen from every source camera; n is the pool's size. Evenly spread, deterministic, both ends
+included.
 """
 
 from __future__ import annotations
@@ -28,23 +41,49 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 import yaml
 
 from harness.api.types import EvalUnit, ViewRef
 from harness.data.errors import ProtocolError
+from harness.data.preprocess import Orbit, Preprocessing, orbit_id, parse_preprocessing
 
-UNIT_KINDS = ("novel_view", "self_reenactment")
+UNIT_KINDS = ("novel_view", "self_reenactment", "in_the_wild")
+ALL = "all"
+PHOTO_CAMERA = "photo"
+
+
+class PhotoSource(TypingProtocol):
+    """What expanding ``subjects: all`` / ``photos: all`` needs from a dataset."""
+
+    def subjects(self) -> list[str]: ...
+
+    def photos(self, subject: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
 class Task:
     kind: str
-    sequences: tuple[str, ...]
-    frames: tuple[int, ...]
-    source_cameras: tuple[str, ...]
-    target_cameras: tuple[str, ...]
-    source_frame: int | None = None
+    sequences: tuple[str, ...] = ()
+    frames: tuple[int, ...] = ()
+    source_cameras: tuple[str, ...] = ()
+    target_cameras: tuple[str, ...] = ()
+    source_frames: tuple[int, ...] = ()
+    subjects: tuple[str, ...] = ()  # empty: all of the protocol's subjects
+    photos: tuple[str, ...] | None = None  # in_the_wild: None = every photo of the subject
+    target_yaws: tuple[float, ...] = ()
+    k_inputs: int | None = None
+
+
+def few_shot_frames(pool: Sequence[int], k: int) -> tuple[int, ...]:
+    """The documented few-shot rule: k frames evenly spread over the pool, both ends included."""
+    if k < 1 or k > len(pool):
+        raise ProtocolError(f"k_inputs={k} needs between 1 and {len(pool)} frames in source_pool")
+    if k == 1:
+        return (pool[0],)
+    n = len(pool)
+    return tuple(pool[int(i * (n - 1) / (k - 1) + 0.5)] for i in range(k))
 
 
 @dataclass(frozen=True)
@@ -56,6 +95,8 @@ class Protocol:
     tasks: tuple[Task, ...]
     description: str = ""
     background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    preprocess: Preprocessing = field(default_factory=Preprocessing)
+    orbit: Orbit | None = None
     path: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -63,8 +104,15 @@ class Protocol:
     def label(self) -> str:
         return f"{self.name}@v{self.version}"
 
-    def units(self) -> list[EvalUnit]:
-        units = list(_expand(self))
+    @property
+    def needs_dataset_listing(self) -> bool:
+        return self.subjects == (ALL,) or any(t.kind == "in_the_wild" and t.photos is None for t in self.tasks)
+
+    def units(self, dataset: PhotoSource | None = None) -> list[EvalUnit]:
+        """The protocol's units; ``dataset`` lists subjects and photos where the protocol says ``all``."""
+        if self.needs_dataset_listing and dataset is None:
+            raise ProtocolError(f"{self.path}: 'all' subjects or photos can only be expanded with the dataset open")
+        units = list(_expand(self, dataset))
         names = [u.name for u in units]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -76,9 +124,21 @@ class Protocol:
         return {"name": self.name, "version": self.version, "dataset": self.dataset, "content": self.raw}
 
 
-def _expand(protocol: Protocol) -> Iterator[EvalUnit]:
-    for subject in protocol.subjects:
+def _subjects(protocol: Protocol, dataset: PhotoSource | None) -> tuple[str, ...]:
+    if protocol.subjects == (ALL,):
+        assert dataset is not None
+        return tuple(sorted(dataset.subjects()))
+    return protocol.subjects
+
+
+def _expand(protocol: Protocol, dataset: PhotoSource | None) -> Iterator[EvalUnit]:
+    for subject in _subjects(protocol, dataset):
         for task in protocol.tasks:
+            if task.subjects and subject not in task.subjects:
+                continue
+            if task.kind == "in_the_wild":
+                yield from _wild_units(task, subject, dataset)
+                continue
             for sequence in task.sequences:
                 if task.kind == "novel_view":
                     for frame in task.frames:
@@ -90,16 +150,61 @@ def _expand(protocol: Protocol) -> Iterator[EvalUnit]:
                             targets=tuple(ViewRef(subject, sequence, frame, c) for c in task.target_cameras),
                         )
                 else:
-                    src = task.source_frame if task.source_frame is not None else 0
+                    tag = f"k{task.k_inputs}" if task.k_inputs else f"f{task.source_frames[0]:05d}"
                     yield EvalUnit(
-                        name=f"{subject}.{sequence}.self_reenactment.f{src:05d}",
+                        name=f"{subject}.{sequence}.self_reenactment.{tag}",
                         kind=task.kind,
                         subject=subject,
-                        sources=tuple(ViewRef(subject, sequence, src, c) for c in task.source_cameras),
+                        sources=tuple(ViewRef(subject, sequence, f, c) for f in task.source_frames
+                                      for c in task.source_cameras),
                         targets=tuple(
                             ViewRef(subject, sequence, f, c) for f in task.frames for c in task.target_cameras
                         ),
                     )
+
+
+def _wild_units(task: Task, subject: str, dataset: PhotoSource | None) -> Iterator[EvalUnit]:
+    if task.photos is None:
+        assert dataset is not None
+        photos: Sequence[str] = dataset.photos(subject)
+    else:
+        photos = task.photos
+    for photo in photos:
+        yield EvalUnit(
+            name=f"{subject}.{photo}.in_the_wild",
+            kind=task.kind,
+            subject=subject,
+            sources=(ViewRef(subject, photo, 0, PHOTO_CAMERA),),
+            targets=tuple(ViewRef(subject, photo, 0, orbit_id(y)) for y in task.target_yaws),
+        )
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What ``all`` expanded to when a run started, kept in ``run.json`` so scoring and reports see the same units."""
+
+    photos_by_subject: dict[str, list[str]]
+
+    def subjects(self) -> list[str]:
+        return list(self.photos_by_subject)
+
+    def photos(self, subject: str) -> list[str]:
+        return list(self.photos_by_subject.get(subject, []))
+
+
+def dataset_listing(protocol: Protocol, dataset: PhotoSource) -> dict[str, list[str]] | None:
+    """The subjects and photos ``all`` stands for in this dataset (None when the protocol names everything)."""
+    if not protocol.needs_dataset_listing:
+        return None
+    subjects = dataset.subjects() if protocol.subjects == (ALL,) else list(protocol.subjects)
+    return {s: sorted(dataset.photos(s)) for s in sorted(subjects)}
+
+
+def run_protocol(run: dict[str, Any], where: str = "run.json") -> tuple[Protocol, list[EvalUnit]]:
+    """A run record's protocol and units, expanded as they were when the run started."""
+    protocol = parse_protocol(run["protocol_content"], f"{where} (protocol_content)")
+    listing = run.get("dataset_listing")
+    return protocol, protocol.units(Listing(listing) if listing is not None else None)
 
 
 def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
@@ -117,41 +222,87 @@ def _int_tuple(value: Any, where: str) -> tuple[int, ...]:
         raise ProtocolError(f"{where} must be a non-empty list of integers") from None
 
 
+def _parse_task(task: Any, where: str, subjects: tuple[str, ...]) -> Task:
+    if not isinstance(task, dict):
+        raise ProtocolError(f"{where} must be a mapping")
+    kind = task.get("kind")
+    if kind not in UNIT_KINDS:
+        raise ProtocolError(f"{where}.kind is {kind!r}; expected one of {list(UNIT_KINDS)}")
+    own_subjects = _str_tuple(task["subjects"], f"{where}.subjects") if task.get("subjects") is not None else ()
+    if subjects != (ALL,):
+        stray = [s for s in own_subjects if s not in subjects]
+        if stray:
+            raise ProtocolError(f"{where}.subjects {stray} are not among the protocol's subjects")
+    if kind == "in_the_wild":
+        photos = task.get("photos", ALL)
+        return Task(kind=kind, subjects=own_subjects,
+                    photos=None if photos == ALL else _str_tuple(photos, f"{where}.photos"),
+                    target_yaws=tuple(float(y) for y in _str_tuple(task.get("target_yaws"),
+                                                                    f"{where}.target_yaws")))
+    common = {
+        "kind": kind,
+        "subjects": own_subjects,
+        "sequences": _str_tuple(task.get("sequences"), f"{where}.sequences"),
+        "frames": _int_tuple(task.get("frames"), f"{where}.frames"),
+        "source_cameras": _str_tuple(task.get("source_cameras"), f"{where}.source_cameras"),
+        "target_cameras": _str_tuple(task.get("target_cameras"), f"{where}.target_cameras"),
+    }
+    if kind == "novel_view":
+        return Task(**common)
+    k = task.get("k_inputs")
+    if k is not None:
+        pool = _int_tuple(task.get("source_pool"), f"{where}.source_pool")
+        try:
+            chosen = few_shot_frames(pool, int(k))
+        except ProtocolError as err:
+            raise ProtocolError(f"{where}: {err}") from None
+        return Task(**common, source_frames=chosen, k_inputs=int(k))
+    if task.get("source_frames") is not None:
+        return Task(**common, source_frames=_int_tuple(task["source_frames"], f"{where}.source_frames"))
+    return Task(**common, source_frames=(int(task.get("source_frame", 0)),))
+
+
+def _parse_orbit(raw: Any, where: str) -> Orbit | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{where}: 'orbit' must be a mapping")
+    try:
+        return Orbit(**{k: float(v) for k, v in raw.items()})
+    except TypeError as err:
+        raise ProtocolError(f"{where}: orbit: {err}") from None
+
+
 def parse_protocol(raw: Any, path: str = "<protocol>") -> Protocol:
     if not isinstance(raw, dict):
         raise ProtocolError(f"{path}: a protocol file must be a mapping")
     for key in ("name", "version", "dataset", "subjects", "tasks"):
         if key not in raw:
             raise ProtocolError(f"{path}: missing required field {key!r}")
-    tasks = []
-    for i, task in enumerate(raw["tasks"] or []):
-        where = f"{path}: tasks[{i}]"
-        if not isinstance(task, dict):
-            raise ProtocolError(f"{where} must be a mapping")
-        kind = task.get("kind")
-        if kind not in UNIT_KINDS:
-            raise ProtocolError(f"{where}.kind is {kind!r}; expected one of {list(UNIT_KINDS)}")
-        tasks.append(Task(
-            kind=kind,
-            sequences=_str_tuple(task.get("sequences"), f"{where}.sequences"),
-            frames=_int_tuple(task.get("frames"), f"{where}.frames"),
-            source_cameras=_str_tuple(task.get("source_cameras"), f"{where}.source_cameras"),
-            target_cameras=_str_tuple(task.get("target_cameras"), f"{where}.target_cameras"),
-            source_frame=int(task["source_frame"]) if task.get("source_frame") is not None else None,
-        ))
+    subjects = (ALL,) if raw["subjects"] == ALL else _str_tuple(raw["subjects"], f"{path}: subjects")
+    tasks = [_parse_task(task, f"{path}: tasks[{i}]", subjects) for i, task in enumerate(raw["tasks"] or [])]
     if not tasks:
         raise ProtocolError(f"{path}: 'tasks' is empty")
     background = tuple(float(v) for v in raw.get("background", (1.0, 1.0, 1.0)))
     if len(background) != 3:
         raise ProtocolError(f"{path}: background must have 3 values")
+    preprocess = parse_preprocessing(raw.get("preprocess"), path)
+    orbit = _parse_orbit(raw.get("orbit"), path)
+    wild = any(t.kind == "in_the_wild" for t in tasks)
+    if wild and (orbit is None or preprocess.resolution is None):
+        raise ProtocolError(f"{path}: in_the_wild tasks need an 'orbit' section and preprocess.resolution")
+    if subjects == (ALL,) and not wild:
+        raise ProtocolError(f"{path}: 'subjects: all' is only for in-the-wild protocols; list the subjects")
     return Protocol(
         name=str(raw["name"]),
         version=int(raw["version"]),
         dataset=str(raw["dataset"]),
-        subjects=_str_tuple(raw["subjects"], f"{path}: subjects"),
+        subjects=subjects,
         tasks=tuple(tasks),
         description=str(raw.get("description", "")),
         background=background,  # type: ignore[arg-type]
+        preprocess=preprocess,
+        orbit=orbit,
         path=path,
         raw=raw,
     )

@@ -1,29 +1,69 @@
-"""From a dataset name and protocol name to an opened adapter and a parsed protocol."""
+"""From a dataset name and protocol name to an opened, protocol-prepared dataset and a parsed protocol.
+
+A dataset's root is, in order: ``--data-root``, the dataset's environment variable (``DatasetSpec.root_env``),
+the ``datasets: {NAME: {root: DIR}}`` entry of ``$HARNESS_HOME/config.yaml``, else the reader's default (the
+built-in demos generate themselves; real datasets then say what to set).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from harness.api.specs import DatasetSpec, load_target
-from harness.data.adapter import DatasetAdapter
-from harness.data.errors import ProtocolError
+from harness.data.errors import DatasetError, ProtocolError
+from harness.data.prepared import PreparedDataset
 from harness.data.protocol import Protocol, load_protocol
-from harness.paths import protocols_dir
+from harness.paths import harness_home, protocols_dir
 from harness.plugins.registry import UnknownNameError
 
 
+def config_path() -> Path:
+    return harness_home() / "config.yaml"
+
+
+def _config_roots() -> dict[str, Any]:
+    path = config_path()
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise DatasetError(f"{path}: not valid YAML: {err}") from None
+    datasets = raw.get("datasets", {}) if isinstance(raw, dict) else {}
+    return datasets if isinstance(datasets, dict) else {}
+
+
+def root_candidates(spec: DatasetSpec, data_root: Path | str | None) -> list[tuple[str, Path | None]]:
+    """Where the dataset is looked for, in order, as (source, path or None when that source is unset)."""
+    entry = _config_roots().get(spec.name) or {}
+    config_root = entry.get("root") if isinstance(entry, dict) else None
+    env_value = os.environ.get(spec.root_env) if spec.root_env else None
+    return [
+        ("--data-root", Path(data_root) if data_root else None),
+        (f"${spec.root_env}" if spec.root_env else "environment (none declared)",
+         Path(env_value) if env_value else None),
+        (f"{config_path()} datasets.{spec.name}.root", Path(config_root).expanduser() if config_root else None),
+    ]
+
+
 def dataset_root(spec: DatasetSpec, data_root: Path | str | None) -> Path | None:
-    if data_root:
-        return Path(data_root)
-    if spec.root_env and os.environ.get(spec.root_env):
-        return Path(os.environ[spec.root_env])
+    for _, path in root_candidates(spec, data_root):
+        if path is not None:
+            return path
     return None
 
 
-def open_dataset(spec: DatasetSpec, data_root: Path | str | None) -> DatasetAdapter:
-    adapter_cls = load_target(spec.target)
-    return adapter_cls.open(dataset_root(spec, data_root))
+def open_reader(spec: DatasetSpec, data_root: Path | str | None) -> Any:
+    reader_cls = load_target(spec.target)
+    return reader_cls.open(dataset_root(spec, data_root))
+
+
+def open_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Protocol | None = None) -> PreparedDataset:
+    return PreparedDataset(open_reader(spec, data_root), protocol, spec.name)
 
 
 def resolve_protocol(spec: DatasetSpec, name_or_path: str | None) -> Protocol:

@@ -19,8 +19,9 @@ from markupsafe import Markup
 
 import harness
 from harness.api.specs import load_target
-from harness.data.protocol import parse_protocol
+from harness.data.protocol import run_protocol
 from harness.data.resolve import open_dataset
+from harness.jsonio import stable_hash
 from harness.plugins.registry import Registry
 from harness.provenance import git_commit
 from harness.report import plots
@@ -75,13 +76,14 @@ class SiteBuilder:
         self.footer = provenance(runs)
         self.metric_specs = registry.specs.get("metrics", {})
         self.directions = {name: spec.direction for name, spec in self.metric_specs.items()}
-        self._adapters: dict[tuple[str, str], Any] = {}
+        self._adapters: dict[tuple[str, str, str], Any] = {}
 
     def adapter(self, data: RunData) -> tuple[Any, str]:
-        key = (data.run["dataset"], str(data.run.get("data_root") or ""))
+        key = (data.run["dataset"], str(data.run.get("data_root") or ""), stable_hash(data.run["protocol_content"]))
         if key not in self._adapters:
             try:
-                self._adapters[key] = (open_dataset(self.registry.dataset(key[0]), key[1] or None), "")
+                protocol = run_protocol(data.run)[0]
+                self._adapters[key] = (open_dataset(self.registry.dataset(key[0]), key[1] or None, protocol), "")
             except Exception as err:  # the site is still built; the page says why images are missing
                 self._adapters[key] = (None, f"dataset {key[0]} not readable here ({type(err).__name__}: {err})")
         return self._adapters[key]
@@ -137,8 +139,7 @@ class SiteBuilder:
             table = data.metrics.filter((pl.col("variant") == row.variant) & (pl.col("status") == "ok"))
             if table.is_empty():
                 continue
-            protocol = parse_protocol(data.run["protocol_content"])
-            units = {u.name: u for u in protocol.units()}
+            units = {u.name: u for u in run_protocol(data.run)[1]}
             inputs = pl.DataFrame({"unit": list(units), "inputs": [len(u.sources) for u in units.values()]})
             input_series[data.method] = table.join(inputs, on="unit")
             adapter, why = self.adapter(data)

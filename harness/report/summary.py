@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from harness.data.protocol import parse_protocol
+from harness.data.protocol import run_protocol
 from harness.jsonio import read_json
 from harness.plugins.registry import Registry
 from harness.report.aggregate import summary_table
@@ -19,8 +19,8 @@ def write_summary(run_dir: Path, registry: Registry) -> Path:
     run = store.read_run()
     metrics = pl.read_parquet(store.metrics_path)
     problems = read_json(store.scoring_errors_path)
-    protocol = parse_protocol(run["protocol_content"])
-    expected = sum(len(u.targets) for u in protocol.units())
+    protocol, units = run_protocol(run)
+    expected = sum(len(u.targets) for u in units)
     failures = [read_json(p) for p in sorted((store.root / "failures").glob("*.json"))]
     html = environment(registry).get_template("summary.html.j2").render(
         run=run,

@@ -23,7 +23,7 @@ from harness.api.specs import MetricSpec, load_target
 from harness.api.types import EvalUnit, ViewRef
 from harness.data.adapter import DatasetAdapter
 from harness.data.errors import DatasetError
-from harness.data.protocol import Protocol, parse_protocol
+from harness.data.protocol import Protocol, run_protocol
 from harness.data.resolve import open_dataset
 from harness.imageio import ImageReadError, read_image
 from harness.jsonio import atomic_write_json, read_json, sha256_bytes, stable_hash
@@ -271,16 +271,15 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     """Score every unit of the run folder; ``cache`` holds ground-truth features (default: the harness cache)."""
     store = RunStore(run_dir)
     run = store.read_run()
-    protocol = parse_protocol(run["protocol_content"], f"{store.run_json} (protocol_content)")
+    protocol, units = run_protocol(run, str(store.run_json))
     if adapter is None:
-        adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None)
+        adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None, protocol)
     metrics, unavailable = load_metrics(registry, metric_names or run.get("metrics"), device, strict)
     cache = cache or ReferenceCache()
     run_meta = {"run": run["run_id"], "method": run["method"], "dataset": run["dataset"],
                 "protocol": protocol.name, "protocol_version": protocol.version}
     cache_identity = {"scorer": SCORER_VERSION, "metrics": [s.name for s, _ in metrics],
                       "protocol": protocol.identity(), "run": run_meta}
-    units = protocol.units()
     metric_parts, image_parts, errors, missing = [], [], [], []
     seconds = 0.0
     for done, unit in enumerate(units, start=1):
