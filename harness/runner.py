@@ -22,7 +22,7 @@ from harness.api.method import Method
 from harness.api.specs import MethodSpec, load_target
 from harness.api.types import EvalUnit, Target, View, ViewRef
 from harness.data.adapter import DatasetAdapter
-from harness.data.protocol import Listing, Protocol, dataset_listing
+from harness.data.protocol import Protocol, expand_with_dataset
 from harness.data.resolve import dataset_root, open_dataset, resolve_protocol
 from harness.imageio import write_png
 from harness.jsonio import stable_hash
@@ -81,7 +81,7 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
     protocol = resolve_protocol(dataset_spec, request.protocol)
     adapter = open_dataset(dataset_spec, request.data_root, protocol)
     config = {**spec.default_config, **request.config}
-    listing = dataset_listing(protocol, adapter)
+    units, listing = expand_with_dataset(protocol, adapter)
     identity = {
         "method": spec.name,
         "method_version": spec.version,
@@ -90,11 +90,10 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
         "protocol": protocol.identity(),
         "seed": request.seed,
     }
-    if listing is not None:  # 'all' subjects/photos: the run is tied to what the folder held
+    if listing is not None:  # units depend on the folder's contents: the run is tied to what it held
         identity["dataset_listing"] = listing
     run_id = f"{spec.name}-{stable_hash(identity, 10)}"
     store = RunStore(Path(request.runs_dir) / f"{dataset_spec.name}.{protocol.name}" / run_id)
-    units = protocol.units(Listing(listing) if listing is not None else None)
     return PreparedRun(request, spec, protocol, adapter, units, config, identity, run_id, store)
 
 

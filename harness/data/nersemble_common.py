@@ -54,6 +54,9 @@ class Calibration:
     def serials(self) -> list[str]:
         return sorted(self.world_to_camera)
 
+    def has(self, serial: str) -> bool:
+        return serial in self.world_to_camera and (self.shared_intrinsics or serial in self._per_camera)
+
     def extrinsics(self, serial: str) -> np.ndarray:
         if serial not in self.world_to_camera:
             raise DatasetError(f"{self.path}: camera {serial} is not in 'world_2_cam'")

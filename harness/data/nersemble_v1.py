@@ -62,6 +62,19 @@ class NersembleV1:
                                "per camera (is this the benchmark release?)")
         return calibration
 
+    def subjects(self) -> list[str]:
+        return subject_folders(self.root)
+
+    def sequences(self, subject: str) -> list[str]:
+        return sorted(p.name for p in (self.subject_dir(subject) / "sequences").glob("*") if p.is_dir())
+
+    def frames(self, subject: str, sequence: str) -> list[int]:
+        folder = self.subject_dir(subject) / "sequences" / sequence
+        frames = sorted(int(p.name.removeprefix("frame_")) for p in folder.glob("frame_*") if p.is_dir())
+        if not frames:
+            raise DatasetError(f"no frame_* folders in {folder}")
+        return frames
+
     def source_files(self, ref: ViewRef) -> list[Path]:
         return [self.image_path(ref), self.alpha_path(ref), self.subject_dir(ref.subject) / "camera_params.json"]
 

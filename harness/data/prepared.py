@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from harness.data.errors import DatasetError, ProtocolError
 from harness.data.framecache import FrameCache, quantise, source_fingerprint
 from harness.data.preprocess import Preprocessing, apply, crop_box, crop_camera
 from harness.data.protocol import PHOTO_CAMERA, Protocol
+from harness.data.rig import nearest_yaw_cameras
 from harness.jsonio import stable_hash
 from harness.paths import harness_home
 
@@ -112,6 +114,30 @@ class PreparedDataset:
         if listing is None:
             raise DatasetError(f"dataset {self.dataset!r} has no photos to list")
         return list(listing(subject))
+
+    def sequences(self, subject: str) -> list[str]:
+        listing = getattr(self.reader, "sequences", None)
+        if listing is None:
+            raise DatasetError(f"dataset {self.dataset!r} cannot list a subject's sequences")
+        return list(listing(subject))
+
+    def frames(self, subject: str, sequence: str) -> list[int]:
+        listing = getattr(self.reader, "frames", None)
+        if listing is None:
+            raise DatasetError(f"dataset {self.dataset!r} cannot list the frames of a sequence")
+        return list(listing(subject, sequence))
+
+    def cameras_at_yaws(self, subject: str, reference: str, yaws: Sequence[float]) -> list[str]:
+        """Cameras nearest to the given yaws around the head, measured from ``reference`` (the rule behind
+        ``target_cameras: {nearest_yaws: [...]}``)."""
+        listing = getattr(self.reader, "cameras", None)
+        if listing is None:
+            raise DatasetError(f"dataset {self.dataset!r} cannot list its cameras")
+        cameras = listing(subject)
+        if reference not in cameras:
+            raise DatasetError(f"dataset {self.dataset!r}, subject {subject}: reference camera {reference} is not "
+                               "calibrated")
+        return nearest_yaw_cameras(cameras, reference, yaws)
 
     def check(self, subjects: list[str] | None = None) -> Inventory:
         return self.reader.check(subjects)

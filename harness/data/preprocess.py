@@ -108,7 +108,7 @@ def _round_half_up(value: float) -> int:
     return int(np.floor(value + 0.5))
 
 
-def _crop(array: np.ndarray, box: CropBox, fill: np.ndarray | float) -> np.ndarray:
+def crop_array(array: np.ndarray, box: CropBox, fill: np.ndarray | float) -> np.ndarray:
     """``array[box]`` with the part outside the image filled with ``fill``."""
     h, w = array.shape[:2]
     if box.x0 >= 0 and box.y0 >= 0 and box.x0 + box.width <= w and box.y0 + box.height <= h:
@@ -146,8 +146,8 @@ def apply(view: View, spec: Preprocessing, background: tuple[float, float, float
     height, width = view.image.shape[:2]
     box, how = crop_box(spec.crop, width, height, view.alpha, spec.crop_scale)
     bg = np.asarray(background, dtype=np.float32)
-    image = _crop(view.image, box, bg)
-    alpha = _crop(view.alpha, box, 0.0) if view.alpha is not None else None
+    image = crop_array(view.image, box, bg)
+    alpha = crop_array(view.alpha, box, 0.0) if view.alpha is not None else None
     camera = crop_camera(view.camera, box)
     if spec.resolution is not None:
         out_w, out_h = spec.resolution

@@ -29,10 +29,16 @@ for in-the-wild protocols, ``orbit`` (``distance``, ``fov_deg``, ``pitch_deg``).
 ``subjects`` (a subset of the protocol's), e.g. one sequence per participant. ``subjects: all`` (in-the-wild only)
 takes every subject the dataset holds.
 
+Rules resolved against the dataset (their answers are recorded in ``run.json`` as ``dataset_listing``, so
+scoring and reports expand the same units): ``subjects: all``, ``sequences: all``, ``photos: all``;
+``frames: {evenly_spaced: N}`` (N frames spread over the sequence's frames by the rule below, source frames
+excluded); ``target_cameras: {nearest_yaws: [degrees]}`` (for each yaw, the closest not yet chosen camera, measured
+around the rig's up axis from the first source camera; positive = towards the head's left).
+
 Few-shot rule (``k_inputs: k`` with ``source_pool: [frames]`` on a self-reenactment task): the k source frames
 are the pool's frames at positions ``i * (n - 1) / (k - 1)`` rounded half up, for i = 0..k-1 (k = 1: the pool's
 first frame), seen from every source camera; n is the pool's size. Evenly spread, deterministic, both ends
-included.
+included. Without ``source_pool`` the pool is the sequence's frames in the dataset.
 """
 
 from __future__ import annotations
@@ -54,12 +60,18 @@ ALL = "all"
 PHOTO_CAMERA = "photo"
 
 
-class PhotoSource(TypingProtocol):
-    """What expanding ``subjects: all`` / ``photos: all`` needs from a dataset."""
+class DatasetListing(TypingProtocol):
+    """What expanding data-dependent parts of a protocol needs from a dataset (``all``, frame and camera rules)."""
 
     def subjects(self) -> list[str]: ...
 
     def photos(self, subject: str) -> list[str]: ...
+
+    def sequences(self, subject: str) -> list[str]: ...
+
+    def frames(self, subject: str, sequence: str) -> list[int]: ...
+
+    def cameras_at_yaws(self, subject: str, reference: str, yaws: Sequence[float]) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,8 @@ class Task:
     photos: tuple[str, ...] | None = None  # in_the_wild: None = every photo of the subject
     target_yaws: tuple[float, ...] = ()
     k_inputs: int | None = None
+    frame_count: int | None = None  # frames: {evenly_spaced: N} over the sequence's frames in the dataset
+    camera_yaws: tuple[float, ...] = ()  # target_cameras: {nearest_yaws: [...]} relative to the first source camera
 
 
 def few_shot_frames(pool: Sequence[int], k: int) -> tuple[int, ...]:
@@ -106,9 +120,11 @@ class Protocol:
 
     @property
     def needs_dataset_listing(self) -> bool:
-        return self.subjects == (ALL,) or any(t.kind == "in_the_wild" and t.photos is None for t in self.tasks)
+        return self.subjects == (ALL,) or any(
+            (t.kind == "in_the_wild" and t.photos is None) or t.frame_count or t.camera_yaws or t.sequences == (ALL,)
+            or (t.k_inputs and not t.source_frames) for t in self.tasks)
 
-    def units(self, dataset: PhotoSource | None = None) -> list[EvalUnit]:
+    def units(self, dataset: DatasetListing | None = None) -> list[EvalUnit]:
         """The protocol's units; ``dataset`` lists subjects and photos where the protocol says ``all``."""
         if self.needs_dataset_listing and dataset is None:
             raise ProtocolError(f"{self.path}: 'all' subjects or photos can only be expanded with the dataset open")
@@ -124,14 +140,14 @@ class Protocol:
         return {"name": self.name, "version": self.version, "dataset": self.dataset, "content": self.raw}
 
 
-def _subjects(protocol: Protocol, dataset: PhotoSource | None) -> tuple[str, ...]:
+def _subjects(protocol: Protocol, dataset: DatasetListing | None) -> tuple[str, ...]:
     if protocol.subjects == (ALL,):
         assert dataset is not None
         return tuple(sorted(dataset.subjects()))
     return protocol.subjects
 
 
-def _expand(protocol: Protocol, dataset: PhotoSource | None) -> Iterator[EvalUnit]:
+def _expand(protocol: Protocol, dataset: DatasetListing | None) -> Iterator[EvalUnit]:
     for subject in _subjects(protocol, dataset):
         for task in protocol.tasks:
             if task.subjects and subject not in task.subjects:
@@ -139,31 +155,45 @@ def _expand(protocol: Protocol, dataset: PhotoSource | None) -> Iterator[EvalUni
             if task.kind == "in_the_wild":
                 yield from _wild_units(task, subject, dataset)
                 continue
-            for sequence in task.sequences:
+            sequences = task.sequences
+            if sequences == (ALL,):
+                assert dataset is not None
+                sequences = tuple(dataset.sequences(subject))
+            for sequence in sequences:
+                frames, target_cameras, source_frames = task.frames, task.target_cameras, task.source_frames
+                if task.k_inputs and not source_frames:
+                    assert dataset is not None
+                    source_frames = few_shot_frames(dataset.frames(subject, sequence), task.k_inputs)
+                if task.frame_count:
+                    assert dataset is not None
+                    pool = [f for f in dataset.frames(subject, sequence) if f not in source_frames]
+                    frames = few_shot_frames(pool, task.frame_count)
+                if task.camera_yaws:
+                    assert dataset is not None
+                    target_cameras = tuple(dataset.cameras_at_yaws(subject, task.source_cameras[0],
+                                                                   task.camera_yaws))
                 if task.kind == "novel_view":
-                    for frame in task.frames:
+                    for frame in frames:
                         yield EvalUnit(
                             name=f"{subject}.{sequence}.novel_view.f{frame:05d}",
                             kind=task.kind,
                             subject=subject,
                             sources=tuple(ViewRef(subject, sequence, frame, c) for c in task.source_cameras),
-                            targets=tuple(ViewRef(subject, sequence, frame, c) for c in task.target_cameras),
+                            targets=tuple(ViewRef(subject, sequence, frame, c) for c in target_cameras),
                         )
                 else:
-                    tag = f"k{task.k_inputs}" if task.k_inputs else f"f{task.source_frames[0]:05d}"
+                    tag = f"k{task.k_inputs}" if task.k_inputs else f"f{source_frames[0]:05d}"
                     yield EvalUnit(
                         name=f"{subject}.{sequence}.self_reenactment.{tag}",
                         kind=task.kind,
                         subject=subject,
-                        sources=tuple(ViewRef(subject, sequence, f, c) for f in task.source_frames
+                        sources=tuple(ViewRef(subject, sequence, f, c) for f in source_frames
                                       for c in task.source_cameras),
-                        targets=tuple(
-                            ViewRef(subject, sequence, f, c) for f in task.frames for c in task.target_cameras
-                        ),
+                        targets=tuple(ViewRef(subject, sequence, f, c) for f in frames for c in target_cameras),
                     )
 
 
-def _wild_units(task: Task, subject: str, dataset: PhotoSource | None) -> Iterator[EvalUnit]:
+def _wild_units(task: Task, subject: str, dataset: DatasetListing | None) -> Iterator[EvalUnit]:
     if task.photos is None:
         assert dataset is not None
         photos: Sequence[str] = dataset.photos(subject)
@@ -179,32 +209,52 @@ def _wild_units(task: Task, subject: str, dataset: PhotoSource | None) -> Iterat
         )
 
 
-@dataclass(frozen=True)
-class Listing:
-    """What ``all`` expanded to when a run started, kept in ``run.json`` so scoring and reports see the same units."""
+class RecordedListing:
+    """Answers a dataset gave while a run's units were expanded, kept in ``run.json`` (``dataset_listing``) so
+    scoring and reports expand the very same units later, whatever the folder holds by then."""
 
-    photos_by_subject: dict[str, list[str]]
+    def __init__(self, record: dict[str, Any], dataset: DatasetListing | None = None) -> None:
+        self.record = record
+        self.dataset = dataset  # when given, unanswered questions go to it and are recorded
+
+    def _ask(self, key: str, question: Any) -> Any:
+        if key not in self.record:
+            if self.dataset is None:
+                raise ProtocolError(f"run.json's dataset_listing has no answer for {key}")
+            self.record[key] = question()
+        return self.record[key]
 
     def subjects(self) -> list[str]:
-        return list(self.photos_by_subject)
+        return list(self._ask("subjects", lambda: sorted(self.dataset.subjects())))  # type: ignore[union-attr]
+
+    def sequences(self, subject: str) -> list[str]:
+        return list(self._ask(f"sequences/{subject}", lambda: sorted(self.dataset.sequences(subject))))  # type: ignore[union-attr]
 
     def photos(self, subject: str) -> list[str]:
-        return list(self.photos_by_subject.get(subject, []))
+        return list(self._ask(f"photos/{subject}", lambda: sorted(self.dataset.photos(subject))))  # type: ignore[union-attr]
+
+    def frames(self, subject: str, sequence: str) -> list[int]:
+        return list(self._ask(f"frames/{subject}/{sequence}",
+                              lambda: [int(f) for f in self.dataset.frames(subject, sequence)]))  # type: ignore[union-attr]
+
+    def cameras_at_yaws(self, subject: str, reference: str, yaws: Sequence[float]) -> list[str]:
+        key = f"cameras/{subject}/{reference}/{','.join(f'{y:g}' for y in yaws)}"
+        return list(self._ask(key, lambda: list(self.dataset.cameras_at_yaws(subject, reference, yaws))))  # type: ignore[union-attr]
 
 
-def dataset_listing(protocol: Protocol, dataset: PhotoSource) -> dict[str, list[str]] | None:
-    """The subjects and photos ``all`` stands for in this dataset (None when the protocol names everything)."""
+def expand_with_dataset(protocol: Protocol, dataset: DatasetListing) -> tuple[list[EvalUnit], dict[str, Any] | None]:
+    """The protocol's units and, when they depend on the dataset's contents, the record of what it answered."""
     if not protocol.needs_dataset_listing:
-        return None
-    subjects = dataset.subjects() if protocol.subjects == (ALL,) else list(protocol.subjects)
-    return {s: sorted(dataset.photos(s)) for s in sorted(subjects)}
+        return protocol.units(), None
+    recorder = RecordedListing({}, dataset)
+    return protocol.units(recorder), recorder.record
 
 
 def run_protocol(run: dict[str, Any], where: str = "run.json") -> tuple[Protocol, list[EvalUnit]]:
     """A run record's protocol and units, expanded as they were when the run started."""
     protocol = parse_protocol(run["protocol_content"], f"{where} (protocol_content)")
     listing = run.get("dataset_listing")
-    return protocol, protocol.units(Listing(listing) if listing is not None else None)
+    return protocol, protocol.units(RecordedListing(listing) if listing is not None else None)
 
 
 def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
@@ -239,17 +289,34 @@ def _parse_task(task: Any, where: str, subjects: tuple[str, ...]) -> Task:
                     photos=None if photos == ALL else _str_tuple(photos, f"{where}.photos"),
                     target_yaws=tuple(float(y) for y in _str_tuple(task.get("target_yaws"),
                                                                     f"{where}.target_yaws")))
-    common = {
+    common: dict[str, Any] = {
         "kind": kind,
         "subjects": own_subjects,
-        "sequences": _str_tuple(task.get("sequences"), f"{where}.sequences"),
-        "frames": _int_tuple(task.get("frames"), f"{where}.frames"),
+        "sequences": (ALL,) if task.get("sequences") == ALL else _str_tuple(task.get("sequences"),
+                                                                              f"{where}.sequences"),
         "source_cameras": _str_tuple(task.get("source_cameras"), f"{where}.source_cameras"),
-        "target_cameras": _str_tuple(task.get("target_cameras"), f"{where}.target_cameras"),
     }
+    frames, targets = task.get("frames"), task.get("target_cameras")
+    if isinstance(frames, dict):
+        if set(frames) != {"evenly_spaced"} or int(frames["evenly_spaced"]) < 1:
+            raise ProtocolError(f"{where}.frames must be a list or {{evenly_spaced: N}} with N >= 1")
+        common["frame_count"] = int(frames["evenly_spaced"])
+    else:
+        common["frames"] = _int_tuple(frames, f"{where}.frames")
+    if isinstance(targets, dict):
+        if set(targets) != {"nearest_yaws"}:
+            raise ProtocolError(f"{where}.target_cameras must be a list or {{nearest_yaws: [degrees]}}")
+        common["camera_yaws"] = tuple(float(y) for y in _str_tuple(targets["nearest_yaws"],
+                                                                   f"{where}.target_cameras.nearest_yaws"))
+    else:
+        common["target_cameras"] = _str_tuple(targets, f"{where}.target_cameras")
     if kind == "novel_view":
         return Task(**common)
     k = task.get("k_inputs")
+    if k is not None and task.get("source_pool") is None:
+        if int(k) < 1:
+            raise ProtocolError(f"{where}: k_inputs must be >= 1")
+        return Task(**common, k_inputs=int(k))  # the pool is the sequence's frames in the dataset
     if k is not None:
         pool = _int_tuple(task.get("source_pool"), f"{where}.source_pool")
         try:
@@ -291,8 +358,6 @@ def parse_protocol(raw: Any, path: str = "<protocol>") -> Protocol:
     wild = any(t.kind == "in_the_wild" for t in tasks)
     if wild and (orbit is None or preprocess.resolution is None):
         raise ProtocolError(f"{path}: in_the_wild tasks need an 'orbit' section and preprocess.resolution")
-    if subjects == (ALL,) and not wild:
-        raise ProtocolError(f"{path}: 'subjects: all' is only for in-the-wild protocols; list the subjects")
     return Protocol(
         name=str(raw["name"]),
         version=int(raw["version"]),

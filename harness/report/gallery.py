@@ -83,30 +83,3 @@ def write_gallery(data: RunData, adapter: Any, out: Path, variant: str,
         items.append(GalleryItem(ref, row["unit"], reason, gt_file, pred_file, err_file,
                                  dict(zip(own["metric"].to_list(), own["value"].to_list(), strict=True))))
     return items
-
-
-def rig_centre(centres: np.ndarray, forwards: np.ndarray) -> np.ndarray:
-    """The point closest (least squares) to all optical axes: where the rig looks, i.e. the head."""
-    a, b = np.zeros((3, 3)), np.zeros(3)
-    for c, f in zip(centres, forwards, strict=True):
-        p = np.eye(3) - np.outer(f, f)
-        a += p
-        b += p @ c
-    return np.linalg.lstsq(a, b, rcond=None)[0]
-
-
-def yaw_angles(cameras: dict[str, Any], reference: str) -> dict[str, float]:
-    """Signed yaw (degrees) of each camera around the rig's up axis, 0 at the ``reference`` (source) camera."""
-    names = list(cameras)
-    centres = np.stack([cameras[n].center for n in names])
-    forwards = np.stack([cameras[n].forward for n in names])
-    up = -np.mean([cameras[n].world_to_camera[1, :3] for n in names], axis=0)
-    up /= np.linalg.norm(up)
-    head = rig_centre(centres, forwards)
-    flat = centres - head
-    flat -= np.outer(flat @ up, up)
-    ref = flat[names.index(reference)]
-    out = {}
-    for name, v in zip(names, flat, strict=True):
-        out[name] = float(np.degrees(np.arctan2(np.cross(ref, v) @ up, ref @ v)))
-    return out

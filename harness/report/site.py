@@ -21,11 +21,12 @@ import harness
 from harness.api.specs import load_target
 from harness.data.protocol import run_protocol
 from harness.data.resolve import open_dataset
+from harness.data.rig import yaw_angles
 from harness.jsonio import stable_hash
 from harness.plugins.registry import Registry
 from harness.provenance import git_commit
 from harness.report import plots
-from harness.report.gallery import write_gallery, yaw_angles
+from harness.report.gallery import write_gallery
 from harness.report.runs import RunData, load_runs
 from harness.report.tables import Board, build_board, export_rows, headline_variant, to_csv, to_json, to_latex
 

@@ -1,0 +1,163 @@
+"""The NeRSemble benchmark release (2026), read as distributed.
+
+Layout under the benchmark folder::
+
+    nvs/{pid:03d}/calibration/camera_params.json             world_2_cam {serial: 4x4}, intrinsics {serial: 3x3}
+    nvs/{pid}/sequences/{SEQ}/images/cam_{serial}.mp4         1100x1604, background removed onto white
+    nvs/{pid}/sequences/{SEQ}/alpha_maps/cam_{serial}.mp4     alpha = channel 0
+    mono_flame_avatar/{pid}/...                               the same, 512x512, plus
+    mono_flame_avatar/{pid}/sequences/{SEQ}/tracking/flame2023_tracking_v2.npz
+    svfr/{pid}/{SEQ}_{t}_{serial}/rgb.png                     512x512 single-view crops (no calibration)
+
+The intrinsics are per camera and already for the delivered resolution, so K is used as is (contrast v1/v2, whose
+one K is for 2200x3208). Participants of the NVS and mono-avatar tasks are disjoint, so a participant id names its
+task folder. The NVS hold-out cameras (222200046, 222200037, 222200039) are not distributed. In-the-wild units of
+this dataset read the ``svfr`` crops: subject = participant, photo = the ``{SEQ}_{t}_{serial}`` folder name.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.api.types import Camera, View, ViewRef
+from harness.data.adapter import Inventory
+from harness.data.errors import DatasetError
+from harness.data.nersemble_common import Calibration, subject_folders
+from harness.data.nersemble_video import NersembleVideoLayout
+from harness.data.protocol import PHOTO_CAMERA
+from harness.heads.flame import params_from_nersemble_tracking
+from harness.imageio import ImageReadError, read_image
+
+TASK_FOLDERS = ("nvs", "mono_flame_avatar")
+SVFR = "svfr"
+NVS_HOLD_OUT_SERIALS = ("222200046", "222200037", "222200039")
+TRACKING_FILE = "flame2023_tracking_v2.npz"
+
+
+class NersembleBenchmark(NersembleVideoLayout):
+    layout = "NeRSemble benchmark release (nvs/, mono_flame_avatar/, svfr/)"
+    expects_alpha_videos = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self._tracking = lru_cache(maxsize=None)(self._read_tracking)
+
+    @classmethod
+    def open(cls, root: Path | None) -> NersembleBenchmark:
+        if root is None:
+            raise DatasetError("NeRSemble (benchmark release) needs --data-root (or $HARNESS_NERSEMBLE_ROOT): the "
+                               "folder nersemble-benchmark-download wrote, holding nvs/, mono_flame_avatar/, svfr/")
+        if not Path(root).is_dir():
+            raise DatasetError(f"NeRSemble benchmark root {root} is not a folder")
+        return cls(Path(root))
+
+    def participant_dir(self, subject: str) -> Path:
+        candidates = [self.root / task / subject for task in TASK_FOLDERS]
+        for folder in candidates:
+            if folder.is_dir():
+                return folder
+        raise DatasetError(f"participant {subject} not found: neither {candidates[0]} nor {candidates[1]} exists")
+
+    def delivered_camera(self, calibration: Calibration, serial: str, width: int, height: int) -> Camera:
+        return Camera(calibration.extrinsics(serial), calibration.intrinsics(serial), width, height)
+
+    def _read_calibration(self, subject: str) -> Calibration:
+        calibration = Calibration(self.calibration_path(subject))
+        if calibration.shared_intrinsics:
+            raise DatasetError(f"{calibration.path}: the benchmark release has one K per camera, this file has one "
+                               "shared K (is this NeRSemble v2?)")
+        return calibration
+
+    def frames(self, subject: str, sequence: str) -> list[int]:
+        """Tracked frames for mono-avatar participants (so every frame chosen can be driven), else all frames."""
+        data = self._tracking(self.tracking_path(subject, sequence))
+        if data is not None:
+            return sorted(int(f) for f in np.asarray(data["frames"]).reshape(-1))
+        return super().frames(subject, sequence)
+
+    # -- svfr photos ----------------------------------------------------------------------------------------------
+    def photo_path(self, subject: str, photo: str) -> Path:
+        return self.root / SVFR / subject / photo / "rgb.png"
+
+    def subjects(self) -> list[str]:
+        """Participants of the svfr task (the only task whose protocols list subjects from the folder)."""
+        return subject_folders(self.root / SVFR)
+
+    def photos(self, subject: str) -> list[str]:
+        folder = self.root / SVFR / subject
+        if not folder.is_dir():
+            raise DatasetError(f"missing svfr folder {folder}")
+        return sorted(p.name for p in folder.iterdir() if (p / "rgb.png").is_file())
+
+    def source_files(self, ref: ViewRef) -> list[Path]:
+        if ref.camera == PHOTO_CAMERA:
+            return [self.photo_path(ref.subject, ref.sequence)]
+        return super().source_files(ref)
+
+    def load_view(self, ref: ViewRef) -> View:
+        if ref.camera != PHOTO_CAMERA:
+            return super().load_view(ref)
+        path = self.photo_path(ref.subject, ref.sequence)
+        try:
+            image, alpha = read_image(path)
+        except ImageReadError as err:
+            raise DatasetError(str(err)) from None
+        height, width = image.shape[:2]
+        nominal = Camera(np.eye(4), np.array([[width * 2.0, 0, width / 2], [0, width * 2.0, height / 2], [0, 0, 1]]),
+                         width, height)  # uncalibrated crop; in-the-wild protocols replace it with their orbit's
+        return View(ref=ref, image=image, camera=nominal, alpha=alpha,
+                    alpha_note=None if alpha is not None else "svfr crops ship no alpha")
+
+    # -- tracking -------------------------------------------------------------------------------------------------
+    def tracking_path(self, subject: str, sequence: str) -> Path:
+        return self.root / "mono_flame_avatar" / subject / "sequences" / sequence / "tracking" / TRACKING_FILE
+
+    def _read_tracking(self, path: Path) -> dict[str, np.ndarray] | None:
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"unreadable tracking file {path}: {err}") from None
+
+    def tracking(self, subject: str, sequence: str, frame: int) -> dict[str, Any] | None:
+        """FLAME 2023 parameters of one frame, for participants of the mono-avatar task (else None)."""
+        path = self.tracking_path(subject, sequence)
+        data = self._tracking(path)
+        if data is None:
+            return None
+        rows = np.flatnonzero(np.asarray(data["frames"]).reshape(-1) == frame)
+        if rows.size == 0:
+            raise DatasetError(f"{path}: no tracking for frame {frame}")
+        return params_from_nersemble_tracking(data, int(rows[0]))
+
+    # -- checking -------------------------------------------------------------------------------------------------
+    def check(self, subjects: list[str] | None = None) -> Inventory:
+        inventory = Inventory(self.root, self.layout)
+        by_task = {task: subject_folders(self.root / task) for task in (*TASK_FOLDERS, SVFR)}
+        if not any(by_task.values()):
+            inventory.problems.append(f"{self.root}: none of nvs/, mono_flame_avatar/, svfr/ holds participant "
+                                      "folders")
+        for task in TASK_FOLDERS:
+            for subject in by_task[task]:
+                if subjects and subject not in subjects:
+                    continue
+                self.check_participant(subject, inventory)
+                inventory.found[subject]["task"] = task
+                if task == "mono_flame_avatar":
+                    for sequence in inventory.found[subject]["sequences"]:
+                        if not self.tracking_path(subject, sequence).is_file():
+                            inventory.problems.append(f"missing tracking file {self.tracking_path(subject, sequence)}")
+        for subject in by_task[SVFR]:
+            if not subjects or subject in subjects:
+                inventory.found[subject] = {"task": SVFR, "photos": len(self.photos(subject))}
+        for subject in subjects or []:
+            if subject not in inventory.found:
+                inventory.problems.append(f"participant {subject} not found under "
+                                          f"{', '.join(str(self.root / t) for t in (*TASK_FOLDERS, SVFR))}")
+        return inventory

@@ -1,0 +1,165 @@
+"""NeRSemble v2, read as distributed: per-camera MP4 videos, one shared K at full resolution.
+
+Layout::
+
+    metadata_participants.csv, metadata_sequences.csv
+    {pid:03d}/calibration/camera_params.json        world_2_cam {serial: 4x4}, intrinsics 3x3 at 2200x3208
+    {pid}/calibration/color_calibration.json        {serial: colour correction matrix}
+    {pid}/sequences/{SEQ}/images/cam_{serial}.mp4
+    {pid}/sequences/BACKGROUND/image_{serial}.jpg   background plates
+
+v2 ships no alpha. Alpha is taken, when present, from ``{pid}/sequences/{SEQ}/alpha_maps/cam_{serial}.mp4``
+(the benchmark release's convention, channel 0) or from frames extracted as
+``{pid}/sequences/{SEQ}/timesteps/frame_{t:05d}/alpha_maps/cam_{serial}.png``; otherwise the view has no alpha and
+masked metrics report why. Colour calibration (protocol ``preprocess.colour_calibration``) is the toolkit's: sRGB
+decoding, Cheung 2004 polynomial expansion with the matrix's number of terms, matrix product, sRGB encoding
+(``colour-science`` does the expansion, as in the official toolkit).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from harness.api.types import Camera, ViewRef
+from harness.data.adapter import Inventory
+from harness.data.errors import DatasetError
+from harness.data.nersemble_common import FULL_HEIGHT, FULL_WIDTH, Calibration, subject_folders
+from harness.data.nersemble_video import NersembleVideoLayout
+from harness.imageio import ImageReadError, read_image, read_mask
+
+
+class NersembleV2(NersembleVideoLayout):
+    supports_colour_calibration = True
+    layout = "NeRSemble v2 (per-camera MP4 videos)"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.colour_calibration = False
+        self._ccms = lru_cache(maxsize=None)(self._read_ccms)
+
+    @classmethod
+    def open(cls, root: Path | None) -> NersembleV2:
+        if root is None:
+            raise DatasetError("NeRSemble v2 needs --data-root (or $HARNESS_NERSEMBLE_V2_ROOT)")
+        if not Path(root).is_dir():
+            raise DatasetError(f"NeRSemble v2 root {root} is not a folder")
+        return cls(Path(root))
+
+    def participant_dir(self, subject: str) -> Path:
+        return self.root / subject
+
+    def subjects(self) -> list[str]:
+        return subject_folders(self.root)
+
+    def colour_calibration_path(self, subject: str) -> Path:
+        return self.participant_dir(subject) / "calibration" / "color_calibration.json"
+
+    def background_path(self, subject: str, serial: str) -> Path:
+        return self.participant_dir(subject) / "sequences" / "BACKGROUND" / f"image_{serial}.jpg"
+
+    def alpha_frame_path(self, ref: ViewRef) -> Path:
+        return (self.sequence_dir(ref.subject, ref.sequence) / "timesteps" / f"frame_{ref.frame:05d}" / "alpha_maps"
+                / f"cam_{ref.camera}.png")
+
+    def source_files(self, ref: ViewRef) -> list[Path]:
+        extra = [self.colour_calibration_path(ref.subject)] if self.colour_calibration else []
+        return [*super().source_files(ref), self.alpha_frame_path(ref), *extra]
+
+    def delivered_camera(self, calibration: Calibration, serial: str, width: int, height: int) -> Camera:
+        if abs(width / height - FULL_WIDTH / FULL_HEIGHT) > 0.01:
+            raise DatasetError(f"{calibration.path}: videos of camera {serial} are {width}x{height}, not a "
+                               f"downscaled {FULL_WIDTH}x{FULL_HEIGHT} frame; the shared K cannot be rescaled")
+        full = Camera(calibration.extrinsics(serial), calibration.intrinsics(serial), FULL_WIDTH, FULL_HEIGHT)
+        return full.resized(width, height)
+
+    def read_alpha(self, ref: ViewRef, width: int, height: int) -> tuple[np.ndarray | None, str | None]:
+        frame_file = self.alpha_frame_path(ref)
+        if frame_file.is_file():
+            try:
+                alpha = read_mask(frame_file)
+            except ImageReadError as err:
+                raise DatasetError(str(err)) from None
+            if alpha.shape != (height, width):
+                raise DatasetError(f"alpha map {frame_file} is {alpha.shape[1]}x{alpha.shape[0]}, the video is "
+                                   f"{width}x{height}")
+            return alpha, None
+        alpha, _ = super().read_alpha(ref, width, height)
+        if alpha is not None:
+            return alpha, None
+        return None, ("NeRSemble v2 ships no alpha maps and none were found at "
+                      f"{self.alpha_video_path(ref)} or {frame_file}")
+
+    def _read_ccms(self, subject: str) -> dict[str, np.ndarray]:
+        path = self.colour_calibration_path(subject)
+        try:
+            return {str(k): np.asarray(v, dtype=np.float64) for k, v in json.loads(path.read_text()).items()}
+        except FileNotFoundError:
+            raise DatasetError(f"missing colour calibration file {path}") from None
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError) as err:
+            raise DatasetError(f"malformed colour calibration file {path}: {err}") from None
+
+    def correct_colour(self, image: np.ndarray, ref: ViewRef) -> np.ndarray:
+        if not self.colour_calibration:
+            return image
+        ccms = self._ccms(ref.subject)
+        if ref.camera not in ccms:
+            raise DatasetError(f"{self.colour_calibration_path(ref.subject)}: no matrix for camera {ref.camera}")
+        return apply_colour_correction(image, ccms[ref.camera])
+
+    def background_plate(self, subject: str, serial: str) -> np.ndarray:
+        """The empty-studio plate of one camera (float RGB at the plate's resolution)."""
+        try:
+            return read_image(self.background_path(subject, serial))[0]
+        except ImageReadError as err:
+            raise DatasetError(str(err)) from None
+
+    def check(self, subjects: list[str] | None = None) -> Inventory:
+        inventory = Inventory(self.root, self.layout)
+        for name in ("metadata_participants.csv", "metadata_sequences.csv"):
+            if not (self.root / name).is_file():
+                inventory.problems.append(f"missing {self.root / name}")
+        expected = _expected_sequences(self.root / "metadata_sequences.csv")
+        found = subject_folders(self.root)
+        if not found:
+            inventory.problems.append(f"{self.root}: no participant folders ({{pid:03d}}/calibration/...)")
+        for subject in subjects or found:
+            if not self.participant_dir(subject).is_dir():
+                inventory.problems.append(f"missing participant folder {self.participant_dir(subject)}")
+                continue
+            self.check_participant(subject, inventory)
+            if not self.colour_calibration_path(subject).is_file():
+                inventory.problems.append(f"missing colour calibration file {self.colour_calibration_path(subject)}")
+            plates = sorted(self.background_path(subject, "x").parent.glob("image_*.jpg"))
+            entry = inventory.found[subject]
+            entry["background_plates"] = len(plates)
+            listed = expected.get(subject.lstrip("0") or "0")
+            if listed:
+                missing = sorted(set(listed) - set(entry["sequences"]) - {"BACKGROUND"})
+                entry["sequences_not_downloaded"] = missing
+        return inventory
+
+
+def _expected_sequences(path: Path) -> dict[str, list[str]]:
+    """metadata_sequences.csv: per participant ID, the sequences marked as recorded ('x' or 'm')."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {str(int(row["ID"])): [k for k, v in row.items() if v in ("x", "m")]
+                for row in csv.DictReader(handle) if row.get("ID", "").strip().isdigit()}
+
+
+def apply_colour_correction(image: np.ndarray, ccm: np.ndarray) -> np.ndarray:
+    """NeRSemble's colour correction of a float RGB image in [0, 1] (the official toolkit's recipe)."""
+    import colour
+    from colour.characterisation import matrix_augmented_Cheung2004
+
+    linear = colour.cctf_decoding(np.clip(image, 0.0, 1.0), function="sRGB")
+    expanded = matrix_augmented_Cheung2004(linear.reshape(-1, 3), ccm.shape[-1])
+    corrected = (expanded @ ccm.T).reshape(image.shape)
+    encoded = colour.cctf_encoding(corrected, function="sRGB")
+    return np.clip(encoded, 0.0, 1.0).astype(np.float32)
