@@ -45,7 +45,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
         if args.kind == "metrics":
             extra = f"[{spec.direction} is better] {spec.settings}"
         elif args.kind == "datasets":
-            extra = f"{spec.description} protocols: {', '.join(spec.protocols) or 'none yet'}"
+            from harness.data.status import locate
+
+            where = locate(spec)
+            state = f"[green]found[/green] at {where.root}" if where.found else "[yellow]not found[/yellow]"
+            extra = (f"{spec.description} protocols: {', '.join(spec.protocols) or 'none yet'}.\n{state}; looked in: "
+                     f"{'; '.join(where.looked)}.\nhow to obtain: {spec.obtain}")
         elif args.kind == "methods":
             extra = f"{spec.description} [{spec.status}]"
         else:
@@ -55,6 +60,26 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if registry.failures:
         console.print(f"[red]{len(registry.failures)} plugin(s) failed to load; see `harness plugins`[/red]")
     return 0
+
+
+def cmd_datasets_check(args: argparse.Namespace) -> int:
+    from harness.data.resolve import resolve_protocol
+    from harness.data.status import check_dataset
+
+    registry = get_registry()
+    spec = registry.dataset(args.name)
+    protocol = resolve_protocol(spec, args.protocol) if args.protocol else None
+    inventory = check_dataset(spec, args.data_root, protocol)
+    console = _console()
+    console.print(f"[bold]{spec.title}[/bold] ({inventory.layout}) at {inventory.root}")
+    console.print_json(data=inventory.found) if inventory.found else console.print("found: nothing")
+    if inventory.ok:
+        console.print("[green]no problems found[/green]")
+        return 0
+    console.print(f"[red]{len(inventory.problems)} problem(s):[/red]")
+    for problem in inventory.problems:
+        console.print(f"  - {problem}", markup=False)
+    return 1
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -358,6 +383,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_ls = sub.add_parser("ls", help="list registered methods, datasets, metrics or executors")
     p_ls.add_argument("kind", choices=list(KINDS))
     p_ls.set_defaults(func=cmd_ls)
+
+    p_data = sub.add_parser("datasets", help="check a dataset folder")
+    data_sub = p_data.add_subparsers(dest="datasets_command", required=True)
+    p_check = data_sub.add_parser("check", help="validate a folder: what it holds and every problem at once")
+    p_check.add_argument("name", help="dataset name (see `harness ls datasets`)")
+    p_check.add_argument("--data-root", help="the folder (default: flag > environment variable > config entry)")
+    p_check.add_argument("--protocol", help="also check every view this protocol's units need")
+    p_check.set_defaults(func=cmd_datasets_check)
 
     p_compare = sub.add_parser("compare", help="paired comparison of two scored runs on the units they share")
     p_compare.add_argument("run_a")

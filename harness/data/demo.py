@@ -160,6 +160,8 @@ def is_complete(root: Path) -> bool:
 class DemoDataset(NersembleV1):
     """The demo, generated on first use, then read through the NeRSemble v1 reader."""
 
+    default_root = staticmethod(lambda: demo_root())
+
     @classmethod
     def open(cls, root: Path | None) -> DemoDataset:
         root = Path(root) if root is not None else demo_root()

@@ -88,6 +88,8 @@ def demo_wild_root() -> Path:
 
 
 class DemoWild(WildPhotos):
+    default_root = staticmethod(lambda: demo_wild_root())
+
     @classmethod
     def open(cls, root: Path | None) -> DemoWild:
         root = Path(root) if root is not None else demo_wild_root()

@@ -81,6 +81,8 @@ class PreparedDataset:
         return camera.resized(*resolution) if resolution is not None else camera
 
     def load_view(self, ref: ViewRef) -> View:
+        if ref.camera.startswith("orbit_yaw"):
+            raise DatasetError(f"{ref}: orbit views are rendered, they have no ground truth")
         fingerprint = self._fingerprint(ref) if self.cache is not None else []
         if self.cache is not None:
             hit = self.cache.get(ref, fingerprint)

@@ -65,7 +65,7 @@ def write_gallery(data: RunData, adapter: Any, out: Path, variant: str,
             pred, _ = read_image(data.root / row["prediction"])
             gt_file = err_file = None
             alpha = None
-            if adapter is not None:
+            if adapter is not None and not ref.camera.startswith("orbit_yaw"):  # orbit views have no truth
                 view = adapter.load_view(ref)
                 alpha = view.alpha if variant == "masked" else None
                 gt_img = _on_white(view.image, alpha)

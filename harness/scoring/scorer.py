@@ -201,7 +201,10 @@ class _UnitScore:
 def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protocol: Protocol,
                 metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any],
                 cache: ReferenceCache | None) -> _UnitScore:
+    if unit.kind == "in_the_wild":
+        return _score_wild_unit(store, unit, adapter, metrics, device, run_meta)
     pairs: list[_Pair] = []
+    notes: list[str] = []
     errors: list[dict[str, Any]] = []
     for ref in unit.targets:
         try:
@@ -212,9 +215,12 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
             continue
         pairs.append(_Pair(ref, pred, view.image, view.alpha, rel, pred_sha,
                            ground_truth_hash(view.image, view.alpha)))
+        notes.append(view.alpha_note or "the dataset provides no alpha for this view")
     t0 = time.perf_counter()
     values = _compute(pairs, metrics, device, protocol.background, cache) if pairs else []
     seconds = time.perf_counter() - t0
+    values += [(i, spec.name, "masked", None, f"masked variant unavailable: {notes[i]}")
+               for i, pair in enumerate(pairs) if pair.alpha is None for spec, _ in metrics]
     rows = [{
         **run_meta, "unit": unit.name, "kind": unit.kind, "subject": pairs[i].ref.subject,
         "sequence": pairs[i].ref.sequence, "camera": pairs[i].ref.camera, "frame": pairs[i].ref.frame,
@@ -225,6 +231,59 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
         "unit": unit.name, **p.ref.as_dict(), "prediction": p.pred_file, "prediction_sha256": p.pred_sha,
         "ground_truth_sha256": p.gt_sha, "masked_available": p.alpha is not None,
     } for p in pairs]
+    return _UnitScore(pl.DataFrame(rows, schema=METRIC_SCHEMA), pl.DataFrame(images, schema=IMAGE_SCHEMA),
+                      errors, seconds)
+
+
+def _score_wild_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter,
+                     metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any]) -> _UnitScore:
+    """Reference-free scoring: every render against the input photo, and renders against each other.
+
+    Metrics take part through optional methods: ``against_photo(renders, photo)`` (variant ``against_photo``, one
+    row per target) and ``cross_view(renders)`` (variant ``cross_view``, one row per pair of targets, camera
+    ``a~b``). Pixel metrics have no reference-free form and give no rows.
+    """
+    import torch
+
+    errors: list[dict[str, Any]] = []
+    photo = adapter.load_view(unit.sources[0])
+    rendered: list[tuple[ViewRef, np.ndarray, str, str]] = []
+    for ref in unit.targets:
+        camera = adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
+        try:
+            pred, rel, sha = _load_prediction(store, unit, ref, (camera.height, camera.width, 3))
+        except ScoringError as err:
+            errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
+            continue
+        rendered.append((ref, pred, rel, sha))
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    if rendered:
+        renders = torch.from_numpy(np.stack([r[1] for r in rendered])).permute(0, 3, 1, 2).to(device)
+        reference = torch.from_numpy(photo.image[None]).permute(0, 3, 1, 2).to(device)
+
+        def row(ref: ViewRef, camera: str, name: str, variant: str, value: float, reason: str | None) -> dict:
+            defined = reason is None and bool(np.isfinite(value))
+            return {**run_meta, "unit": unit.name, "kind": unit.kind, "subject": ref.subject,
+                    "sequence": ref.sequence, "camera": camera, "frame": ref.frame, "metric": name,
+                    "variant": variant, "value": float(value) if defined else None,
+                    "status": "ok" if defined else "undefined",
+                    "note": None if defined else (reason or "metric returned a non-finite value")}
+
+        for spec, metric in metrics:
+            if hasattr(metric, "against_photo"):
+                result = metric.against_photo(renders, reference)
+                rows += [row(r[0], r[0].camera, spec.name, "against_photo", v, why)
+                         for r, v, why in zip(rendered, result.values, result.reasons, strict=True)]
+            if hasattr(metric, "cross_view") and len(rendered) > 1:
+                result, index_pairs = metric.cross_view(renders)
+                rows += [row(rendered[a][0], f"{rendered[a][0].camera}~{rendered[b][0].camera}", spec.name,
+                             "cross_view", v, why)
+                         for (a, b), v, why in zip(index_pairs, result.values, result.reasons, strict=True)]
+    seconds = time.perf_counter() - t0
+    photo_sha = ground_truth_hash(photo.image, None)
+    images = [{"unit": unit.name, **ref.as_dict(), "prediction": rel, "prediction_sha256": sha,
+               "ground_truth_sha256": photo_sha, "masked_available": False} for ref, _, rel, sha in rendered]
     return _UnitScore(pl.DataFrame(rows, schema=METRIC_SCHEMA), pl.DataFrame(images, schema=IMAGE_SCHEMA),
                       errors, seconds)
 

@@ -1,0 +1,75 @@
+"""Where a dataset is looked for, whether it is there, and a full check of a folder against a protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.api.specs import DatasetSpec, load_target
+from harness.data.adapter import Inventory
+from harness.data.errors import DatasetError, ProtocolError
+from harness.data.prepared import PreparedDataset
+from harness.data.protocol import Protocol, expand_with_dataset
+from harness.data.resolve import root_candidates
+
+
+@dataclass
+class Location:
+    found: bool
+    root: Path | None
+    looked: list[str]
+
+
+def locate(spec: DatasetSpec, data_root: Path | str | None = None) -> Location:
+    """Where the dataset is looked for (without opening it: the demos would generate themselves)."""
+    looked: list[str] = []
+    for source, path in root_candidates(spec, data_root):
+        looked.append(f"{source}: {path if path is not None else 'not set'}")
+        if path is not None:
+            return Location(path.is_dir(), path, looked)
+    default = getattr(load_target(spec.target), "default_root", None)
+    if default is not None:
+        path = default()
+        looked.append(f"default: {path}")
+        return Location(path.is_dir(), path, looked)
+    return Location(False, None, looked)
+
+
+def check_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Protocol | None) -> Inventory:
+    """Everything ``harness datasets check`` reports: the layout's own inventory plus, with a protocol, every
+    view its units need (calibrated camera, source files present), all problems at once."""
+    reader_cls = load_target(spec.target)
+    location = locate(spec, data_root)
+    try:
+        reader = reader_cls.open(location.root)
+    except DatasetError as err:
+        return Inventory(location.root or Path("."), spec.name, problems=[str(err)])
+    subjects = None
+    if protocol is not None and protocol.subjects != ("all",):
+        subjects = list(protocol.subjects)
+    inventory = reader.check(subjects)
+    if protocol is None:
+        return inventory
+    dataset = PreparedDataset(reader, protocol, spec.name)
+    try:
+        units, _ = expand_with_dataset(protocol, dataset)
+    except (DatasetError, ProtocolError) as err:
+        inventory.problems.append(f"protocol {protocol.label}: cannot expand its units: {err}")
+        return inventory
+    seen: set[str] = set()
+    refs = {ref for unit in units for ref in (*unit.sources, *unit.targets) if not ref.camera.startswith("orbit_")}
+    for ref in sorted(refs):
+        files = getattr(reader, "source_files", None)
+        problem = None
+        try:
+            if ref.camera != "photo":
+                reader.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
+            elif files is None or not files(ref)[0].is_file():
+                problem = f"missing photo for {ref.subject}/{ref.sequence}"
+        except DatasetError as err:
+            problem = str(err)
+        if problem is not None and problem not in seen:
+            seen.add(problem)
+            inventory.problems.append(problem)
+    inventory.found["protocol"] = {"name": protocol.label, "units": len(units), "views": len(refs)}
+    return inventory
