@@ -35,7 +35,7 @@ def project(K: np.ndarray, w2c: np.ndarray, point: np.ndarray) -> np.ndarray:
 
 def marked_frame(width: int, height: int, uv: np.ndarray, frame: int) -> tuple[np.ndarray, np.ndarray]:
     """Grey image with a red square at ``uv`` (pixel (i, j) covers [i, i+1)), and a disk mask around it."""
-    image = np.full((height, width, 3), 90 + 10 * frame, dtype=np.uint8)
+    image = np.full((height, width, 3), 90 + 10 * (frame % 16), dtype=np.uint8)
     u, v = int(np.floor(uv[0])), int(np.floor(uv[1]))
     image[max(v - MARKER, 0):v + MARKER + 1, max(u - MARKER, 0):u + MARKER + 1] = (250, 20, 20)
     yy, xx = np.mgrid[0:height, 0:width]

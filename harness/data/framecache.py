@@ -1,6 +1,7 @@
 """Decoded frames cached at the protocol's resolution, so a second method on the same protocol decodes nothing.
 
-One entry per view: an 8-bit PNG (RGBA when there is alpha) plus a JSON sidecar with the camera, the
+One entry per view: the 8-bit pixels as an uncompressed ``.npy`` (RGBA when there is alpha; PNG encoding took
+~0.4 s per 1100x1604 frame, more than decoding the video, see ``benchmarks/bench_decode.py``) plus a JSON sidecar with the camera, the
 preprocessing record and a fingerprint of the source files (size and modification time). The sidecar is written
 last, so an entry without it is incomplete and ignored; an entry whose sources changed is recomputed.
 """
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from harness.api.types import Camera, View, ViewRef
 from harness.imageio import to_uint8
@@ -62,9 +62,10 @@ class FrameCache:
         if meta is None:
             return None
         try:
-            with Image.open(self._base(ref).with_suffix(".png")) as img:
-                data = np.asarray(img)
+            data = np.load(self._base(ref).with_suffix(".npy"), allow_pickle=False)
         except (OSError, ValueError):  # a damaged entry is recomputed, never trusted
+            return None
+        if data.dtype != np.uint8 or data.ndim != 3 or data.shape[-1] not in (3, 4):
             return None
         pixels = data.astype(np.float32) / 255.0
         alpha = np.ascontiguousarray(pixels[..., 3]) if data.shape[-1] == 4 else None
@@ -78,9 +79,9 @@ class FrameCache:
         data = to_uint8(view.image)
         if view.alpha is not None:
             data = np.concatenate([data, to_uint8(view.alpha)[..., None]], axis=-1)
-        tmp_png = base.with_name(f".{base.name}.{os.getpid()}.png")
-        Image.fromarray(data).save(tmp_png, compress_level=1)
-        os.replace(tmp_png, base.with_suffix(".png"))
+        tmp_npy = base.with_name(f".{base.name}.{os.getpid()}.npy")
+        np.save(tmp_npy, np.ascontiguousarray(data), allow_pickle=False)
+        os.replace(tmp_npy, base.with_suffix(".npy"))
         camera = view.camera
         meta = {"sources": fingerprint, "record": record, "alpha_note": view.alpha_note,
                 "camera": {"world_to_camera": camera.world_to_camera.tolist(), "K": camera.K.tolist(),

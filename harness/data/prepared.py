@@ -16,7 +16,7 @@ from harness.data.rig import nearest_yaw_cameras
 from harness.jsonio import stable_hash
 from harness.paths import harness_home
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class PreparedDataset:
