@@ -251,3 +251,24 @@ def test_cli_datasets_check_and_ls(benchmark_root: Path) -> None:
     assert bad.returncode == 1 and f"Ava-256 root {benchmark_root / 'nope'} is not a folder" in bad.stdout
     listing = harness_cli(["ls", "datasets"], env_extra={"HARNESS_NERSEMBLE_ROOT": str(benchmark_root)})
     assert "found at" in listing.stdout and "how to obtain" in listing.stdout
+
+
+def test_demo_wild_run_scores_reference_free(tmp_path: Path) -> None:
+    import polars as pl
+    from conftest import harness_cli
+    from standins import install_insightface_standin
+
+    home = tmp_path / "home"
+    install_insightface_standin(home / "weights")
+    result = harness_cli(["run", "--method", "nearest-input", "--dataset", "demo-wild", "--runs-dir",
+                          str(tmp_path / "runs")], env_extra={"HARNESS_HOME": str(home)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = pl.read_parquet(next((tmp_path / "runs").rglob("metrics.parquet")))
+    csim = metrics.filter(pl.col("metric") == "csim")
+    assert set(csim["variant"].unique().to_list()) == {"against_photo", "cross_view"}
+    assert csim.filter(pl.col("variant") == "against_photo").height == 4 * 7  # 4 photos x 7 orbit yaws
+    assert csim.filter(pl.col("variant") == "cross_view").height == 4 * 21  # pairs of 7 renders
+    # The stand-in detector finds no face on these photos: every value is undefined, with the reason.
+    assert set(csim["status"].to_list()) <= {"ok", "undefined"}
+    assert csim.filter(pl.col("status") == "undefined")["note"].null_count() == 0
+    assert metrics.filter(pl.col("metric") == "psnr").height == 0  # no pixel metric without ground truth

@@ -1,9 +1,10 @@
 """Decoded frames cached at the protocol's resolution, so a second method on the same protocol decodes nothing.
 
 One entry per view: the 8-bit pixels as an uncompressed ``.npy`` (RGBA when there is alpha; PNG encoding took
-~0.4 s per 1100x1604 frame, more than decoding the video, see ``benchmarks/bench_decode.py``) plus a JSON
-sidecar with the camera, the preprocessing record and a fingerprint of the source files (size and modification time). The sidecar is written
-last, so an entry without it is incomplete and ignored; an entry whose sources changed is recomputed.
+~0.4 s per 1100x1604 frame, more than decoding the video: ``benchmarks/bench_decode.py``) plus a JSON sidecar
+with the camera, the preprocessing record and a fingerprint of the source files (size and modification time).
+The sidecar is written last, so an entry without it is incomplete and ignored; an entry whose sources changed is
+recomputed.
 """
 
 from __future__ import annotations
