@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.data.resolve import dataset_root, resolve_protocol
+from harness.data.protocol import expand_with_dataset
+from harness.data.resolve import dataset_root, open_dataset, resolve_protocol
 from harness.jsonio import stable_hash
 from harness.plugins.registry import Registry
 from harness.provenance import collect
@@ -27,7 +28,11 @@ def prepare_external_run(run_dir: Path, registry: Registry, dataset: str | None,
     dataset_spec = registry.dataset(dataset)
     parsed = resolve_protocol(dataset_spec, protocol)
     root = dataset_root(dataset_spec, data_root)
+    units, listing = (expand_with_dataset(parsed, open_dataset(dataset_spec, data_root, parsed))
+                      if parsed.needs_dataset_listing else (parsed.units(), None))
     identity = {"method": method_name, "dataset": dataset, "protocol": parsed.identity()}
+    if listing is not None:  # as in `harness run`: units that depend on the folder tie the id to what it held
+        identity["dataset_listing"] = listing
     store.write_run({
         "run_id": f"{method_name}-{stable_hash(identity, 10)}",
         "method": method_name,
@@ -38,8 +43,9 @@ def prepare_external_run(run_dir: Path, registry: Registry, dataset: str | None,
         "protocol": parsed.name,
         "protocol_version": parsed.version,
         "protocol_content": parsed.raw,
+        "dataset_listing": listing,
         "seed": None,
-        "units": len(parsed.units()),
+        "units": len(units),
         "external": True,
         "provenance": collect("cpu", {p.name: p.version for p in registry.plugins}),
     })

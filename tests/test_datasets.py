@@ -272,3 +272,37 @@ def test_demo_wild_run_scores_reference_free(tmp_path: Path) -> None:
     assert set(csim["status"].to_list()) <= {"ok", "undefined"}
     assert csim.filter(pl.col("status") == "undefined")["note"].null_count() == 0
     assert metrics.filter(pl.col("metric") == "psnr").height == 0  # no pixel metric without ground truth
+
+
+def test_scoring_v2_without_alpha_reports_masked_unavailable(tmp_path: Path) -> None:
+    """External predictions on a rule-based protocol (frames resolved from the videos): every masked row is
+    undefined with the reason, never computed unmasked; full-image rows have values."""
+    import polars as pl
+    from conftest import harness_cli
+
+    from harness.data.nersemble_v2 import NersembleV2
+    from harness.store import RunStore
+
+    write_v2(tmp_path / "v2", frames=3)
+    raw = {"name": "p", "version": 1, "dataset": "nersemble-v2", "subjects": ["017"],
+           "tasks": [{"kind": "novel_view", "sequences": ["EXP-1-head"], "frames": {"evenly_spaced": 2},
+                      "source_cameras": [SERIALS[1]], "target_cameras": [SERIALS[0], SERIALS[2]]}]}
+    protocol_file = tmp_path / "p.yaml"
+    protocol_file.write_text(json.dumps(raw))
+    units, _ = expand_with_dataset(parse_protocol(raw), PreparedDataset(NersembleV2.open(tmp_path / "v2"),
+                                                                        parse_protocol(raw), "nersemble-v2"))
+    store = RunStore(tmp_path / "preds")
+    for unit in units:
+        for ref in unit.targets:
+            path = store.unit_dir(unit.name) / RunStore.relative_prediction(ref)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((401, 275, 3), 100, np.uint8)).save(path)
+    result = harness_cli(["score", str(tmp_path / "preds"), "--dataset", "nersemble-v2", "--protocol",
+                          str(protocol_file), "--data-root", str(tmp_path / "v2")])
+    assert result.returncode == 0, result.stdout + result.stderr
+    metrics = pl.read_parquet(tmp_path / "preds" / "metrics.parquet").filter(pl.col("metric") == "psnr")
+    masked = metrics.filter(pl.col("variant") == "masked")
+    assert masked.height == 4 and set(masked["status"]) == {"undefined"}
+    assert all("masked variant unavailable: NeRSemble v2 ships no alpha" in n for n in masked["note"])
+    assert metrics.filter(pl.col("variant") == "full")["value"].null_count() == 0
+    assert sorted(set(metrics["frame"].to_list())) == [0, 2]  # frames chosen by the rule, recorded in run.json
