@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.data.demo import look_at_world_to_camera
+from harness.data.rig import look_at_world_to_camera
 from harness.data.video import write_video
 
 POINT = np.array([0.02, -0.01, 0.05])  # metres, near the head centre at the origin

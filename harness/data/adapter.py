@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.api.types import Camera, View, ViewRef
+from harness.data.errors import DatasetError
 
 
 @dataclass
@@ -27,6 +28,16 @@ class Inventory:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def require_folder(root: Path | None, title: str, what: str) -> Path:
+    """The dataset root a reader opens, or one clear message: none given, or not a folder."""
+    if root is None:
+        raise DatasetError(f"{title} needs --data-root (or the dataset's environment variable or config entry): "
+                           f"{what}")
+    if not Path(root).is_dir():
+        raise DatasetError(f"{title} root {root} is not a folder")
+    return Path(root)
 
 
 @runtime_checkable

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory
+from harness.data.adapter import Inventory, require_folder
 from harness.data.errors import DatasetError
 
 FULL_WIDTH, FULL_HEIGHT = 2668, 4096
@@ -128,12 +128,7 @@ class Ava256:
 
     @classmethod
     def open(cls, root: Path | None) -> Ava256:
-        if root is None:
-            raise DatasetError("Ava-256 needs --data-root (or $HARNESS_AVA256_ROOT): the folder holding the "
-                               "{date}--{time}--{subject} capture folders")
-        if not Path(root).is_dir():
-            raise DatasetError(f"Ava-256 root {root} is not a folder")
-        return cls(Path(root))
+        return cls(require_folder(root, "Ava-256", "the folder holding the {date}--{time}--{subject} capture folders"))
 
     # -- paths ----------------------------------------------------------------------------------------------------
     def decoder_dir(self, subject: str) -> Path:
@@ -216,8 +211,10 @@ class Ava256:
                                f"{self._member(camera, frame, 'avif')}: {err}") from None
 
     def camera(self, subject: str, sequence: str, frame: int, camera_id: str) -> Camera:
+        return self._camera_at(subject, camera_id, *self._delivered_size(subject, camera_id, frame))
+
+    def _camera_at(self, subject: str, camera_id: str, width: int, height: int) -> Camera:
         calibrated = self._calibrated(subject, camera_id)
-        width, height = self._delivered_size(subject, camera_id, frame)
         if abs(width / height - FULL_WIDTH / FULL_HEIGHT) > 0.01:
             raise DatasetError(f"{self.image_zip(subject, camera_id)}: images are {width}x{height}, not a downscaled "
                                f"{FULL_WIDTH}x{FULL_HEIGHT} frame")
@@ -229,7 +226,7 @@ class Ava256:
         calibrated = self._calibrated(subject, camera_id)
         if not np.any(calibrated.distortion):
             return None
-        K = _scaled_K(calibrated.K, width, height)
+        K = self._camera_at(subject, camera_id, width, height).K
         return cv2.initUndistortRectifyMap(K, calibrated.distortion, None, K, (width, height), cv2.CV_32FC1)
 
     def load_view(self, ref: ViewRef) -> View:
@@ -239,7 +236,7 @@ class Ava256:
         image = np.asarray(_decode(_ZIPS.read(self.image_zip(ref.subject, ref.camera),
                                               self._member(ref.camera, ref.frame, "avif")), where).convert("RGB"))
         height, width = image.shape[:2]
-        camera = self.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
+        camera = self._camera_at(ref.subject, ref.camera, width, height)  # size from the decoded image: one read
         seg_zip = self.segmentation_zip(ref.subject, ref.camera)
         seg_where = f"{seg_zip}:{self._member(ref.camera, ref.frame, 'png')}"
         labels = np.asarray(_decode(_ZIPS.read(seg_zip, self._member(ref.camera, ref.frame, "png")), seg_where))
@@ -302,6 +299,3 @@ class Ava256:
             inventory.found[subject] = entry
         return inventory
 
-
-def _scaled_K(K: np.ndarray, width: int, height: int) -> np.ndarray:
-    return Camera(np.eye(4), K, FULL_WIDTH, FULL_HEIGHT).resized(width, height).K

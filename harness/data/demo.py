@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
@@ -27,10 +25,11 @@ from harness.api.types import Camera
 from harness.data.demo_heads import Identity, build_head, frame_params, make_identity, render_posed
 from harness.data.errors import DatasetError
 from harness.data.nersemble_v1 import ALPHA_FOLDER, DOWNSCALE, IMAGE_FOLDER, SERIALS, NersembleV1
+from harness.data.rig import look_at_world_to_camera
 from harness.heads.model import HeadParams
 from harness.heads.template import head_template
 from harness.imageio import write_mask_png, write_png
-from harness.jsonio import atomic_write_json
+from harness.jsonio import atomic_folder, atomic_write_json
 from harness.paths import harness_home
 
 DEMO_VERSION = 2
@@ -49,19 +48,6 @@ RIG_ANGLES = (
     (-75, 10), (-60, -10), (-45, 10), (-40, -12), (-25, 10), (-20, -10), (-10, 12), (0, -15),
     (0, 0), (10, 12), (20, -10), (25, 10), (40, -12), (45, 10), (60, -10), (75, 10),
 )
-
-
-def look_at_world_to_camera(center: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
-    """OpenCV world->camera matrix of a camera at ``center`` looking at ``target`` (image y points down)."""
-    z = target - center
-    z = z / np.linalg.norm(z)
-    x = np.cross(z, up)
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    w2c = np.eye(4)
-    w2c[:3, :3] = np.stack([x, y, z])
-    w2c[:3, 3] = -w2c[:3, :3] @ center
-    return w2c
 
 
 def rig_cameras() -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -115,10 +101,7 @@ def _render_frame(tmp: Path, seed: int, index: int, subject: str, frame: int) ->
 
 def generate(root: Path, seed: int = 0) -> None:
     """Write the demo dataset into ``root`` (NeRSemble v1 layout), atomically: all of it or nothing."""
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
-    try:
+    with atomic_folder(Path(root)) as tmp:
         extrinsics, K = rig_cameras()
         for subject in SUBJECTS:
             atomic_write_json(tmp / subject / "camera_params.json", {
@@ -138,12 +121,6 @@ def generate(root: Path, seed: int = 0) -> None:
                 list(pool.map(_render_frame, *zip(*jobs, strict=True)))
         atomic_write_json(tmp / "DEMO.json", {"version": DEMO_VERSION, "seed": seed, "subjects": list(SUBJECTS),
                                               "sequence": SEQUENCE, "frames": NUM_FRAMES})
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def demo_root() -> Path:

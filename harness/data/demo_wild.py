@@ -8,21 +8,20 @@ the face detector's weights), then read back through the in-the-wild reader like
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from harness.api.types import Camera
-from harness.data.demo import look_at_world_to_camera, subject_identity
+from harness.data.demo import subject_identity
 from harness.data.demo_heads import build_head, frame_params, render_posed
+from harness.data.rig import look_at_world_to_camera
 from harness.data.wild import BOXES_FILE, WildPhotos
 from harness.heads.model import deform
 from harness.heads.template import head_template
 from harness.imageio import to_uint8
-from harness.jsonio import atomic_write_json
+from harness.jsonio import atomic_folder, atomic_write_json
 from harness.paths import harness_home
 
 DEMO_WILD_VERSION = 1
@@ -65,9 +64,7 @@ def _photo(seed: int, index: int) -> tuple[np.ndarray, list[float]]:
 
 
 def generate(root: Path, seed: int = 0) -> None:
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
-    try:
+    with atomic_folder(root) as tmp:
         boxes = {}
         for name, index, suffix in PHOTOS:
             image, box = _photo(seed, index)
@@ -75,12 +72,6 @@ def generate(root: Path, seed: int = 0) -> None:
             boxes[f"{name}{suffix}"] = box
         (tmp / BOXES_FILE).write_text(json.dumps(boxes, indent=1), encoding="utf-8")
         atomic_write_json(tmp / "DEMO_WILD.json", {"version": DEMO_WILD_VERSION, "seed": seed})
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def demo_wild_root() -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory
+from harness.data.adapter import Inventory, require_folder
 from harness.data.errors import DatasetError
 from harness.data.nersemble_common import Calibration, subject_folders
 from harness.data.nersemble_video import NersembleVideoLayout
@@ -48,12 +48,8 @@ class NersembleBenchmark(NersembleVideoLayout):
 
     @classmethod
     def open(cls, root: Path | None) -> NersembleBenchmark:
-        if root is None:
-            raise DatasetError("NeRSemble (benchmark release) needs --data-root (or $HARNESS_NERSEMBLE_ROOT): the "
-                               "folder nersemble-benchmark-download wrote, holding nvs/, mono_flame_avatar/, svfr/")
-        if not Path(root).is_dir():
-            raise DatasetError(f"NeRSemble benchmark root {root} is not a folder")
-        return cls(Path(root))
+        return cls(require_folder(root, "NeRSemble benchmark", "the folder nersemble-benchmark-download wrote, "
+                                                              "holding nvs/, mono_flame_avatar/, svfr/"))
 
     def participant_dir(self, subject: str) -> Path:
         candidates = [self.root / task / subject for task in TASK_FOLDERS]

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory
+from harness.data.adapter import Inventory, require_folder
 from harness.data.errors import DatasetError
 from harness.data.nersemble_common import FRONTAL_SERIAL, SERIALS, Calibration, subject_folders
 from harness.imageio import ImageReadError, read_image, read_mask, resize
@@ -37,11 +37,7 @@ class NersembleV1:
 
     @classmethod
     def open(cls, root: Path | None) -> NersembleV1:
-        if root is None:
-            raise DatasetError("NeRSemble v1 needs --data-root (or the dataset's environment variable)")
-        if not Path(root).is_dir():
-            raise DatasetError(f"NeRSemble v1 root {root} is not a folder")
-        return cls(Path(root))
+        return cls(require_folder(root, "NeRSemble v1", "the folder holding {pid:03d}/camera_params.json"))
 
     def subject_dir(self, subject: str) -> Path:
         return self.root / subject

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.api.types import Camera, ViewRef
-from harness.data.adapter import Inventory
+from harness.data.adapter import Inventory, require_folder
 from harness.data.errors import DatasetError
 from harness.data.nersemble_common import FULL_HEIGHT, FULL_WIDTH, Calibration, subject_folders
 from harness.data.nersemble_video import NersembleVideoLayout
@@ -44,11 +44,8 @@ class NersembleV2(NersembleVideoLayout):
 
     @classmethod
     def open(cls, root: Path | None) -> NersembleV2:
-        if root is None:
-            raise DatasetError("NeRSemble v2 needs --data-root (or $HARNESS_NERSEMBLE_V2_ROOT)")
-        if not Path(root).is_dir():
-            raise DatasetError(f"NeRSemble v2 root {root} is not a folder")
-        return cls(Path(root))
+        return cls(require_folder(root, "NeRSemble v2",
+                                  "the folder holding {pid:03d}/calibration/ and the metadata CSVs"))
 
     def participant_dir(self, subject: str) -> Path:
         return self.root / subject

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,11 +15,12 @@ from harness.data.nersemble_common import Calibration
 from harness.data.video import VideoReader, read_video_frame, video_size
 
 
-class NersembleVideoLayout:
-    """Base of the v2 and benchmark readers; subclasses say where a participant's files are."""
+class NersembleVideoLayout(ABC):
+    """Base of the v2 and benchmark readers; subclasses say where a participant's files are and how K is given."""
 
-    needs_cache = True  # seeking in H.264 is far costlier than reading a cached PNG
+    needs_cache = True  # seeking in H.264 is far costlier than reading a cached frame
     supports_colour_calibration = False
+    expects_alpha_videos = False
     layout = ""
 
     def __init__(self, root: Path) -> None:
@@ -26,8 +28,8 @@ class NersembleVideoLayout:
         self._calibration = lru_cache(maxsize=None)(self._read_calibration)
 
     # -- paths (subclasses) ---------------------------------------------------------------------------------------
-    def participant_dir(self, subject: str) -> Path:
-        raise NotImplementedError
+    @abstractmethod
+    def participant_dir(self, subject: str) -> Path: ...
 
     def calibration_path(self, subject: str) -> Path:
         return self.participant_dir(subject) / "calibration" / "camera_params.json"
@@ -44,8 +46,8 @@ class NersembleVideoLayout:
     def _read_calibration(self, subject: str) -> Calibration:
         return Calibration(self.calibration_path(subject))
 
-    def delivered_camera(self, calibration: Calibration, serial: str, width: int, height: int) -> Camera:
-        raise NotImplementedError
+    @abstractmethod
+    def delivered_camera(self, calibration: Calibration, serial: str, width: int, height: int) -> Camera: ...
 
     def sequences(self, subject: str) -> list[str]:
         folder = self.participant_dir(subject) / "sequences"
@@ -130,5 +132,3 @@ class NersembleVideoLayout:
                 inventory.problems.append(f"{seq_dir / 'images'}: cameras disagree on the frame count {lengths}")
             sequences[seq_dir.name] = {"cameras": len(serials), "frames": lengths[0] if lengths else 0}
         inventory.found[subject] = {"sequences": sequences}
-
-    expects_alpha_videos = False

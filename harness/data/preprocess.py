@@ -6,7 +6,8 @@ scorer see::
     preprocess:
       crop: none            # none | center_square | head_square
       crop_scale: 1.2       # head_square: side = crop_scale x the longer side of the ground-truth alpha's bbox
-      resolution: 512       # square side in pixels, [width, height], or null to keep the (cropped) size
+      resolution: 512       # square side in pixels, [width, height], or null to keep the (cropped) size;
+                            # box filter when shrinking, bilinear when enlarging (harness.imageio.resize)
       composite: false      # composite images onto `background` with the ground-truth alpha
       colour_calibration: false   # NeRSemble v2: apply the per-camera colour correction matrices
 
@@ -22,10 +23,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image
 
 from harness.api.types import Camera, View
 from harness.data.errors import ProtocolError
+from harness.data.rig import look_at_world_to_camera
+from harness.imageio import resize
 
 CropMode = Literal["none", "center_square", "head_square"]
 CROP_MODES = ("none", "center_square", "head_square")
@@ -122,18 +124,6 @@ def crop_array(array: np.ndarray, box: CropBox, fill: np.ndarray | float) -> np.
     return out
 
 
-def resize_float(array: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize a float image (HxW or HxWxC): box filter when shrinking (area average), bicubic when enlarging."""
-    if array.shape[1] == width and array.shape[0] == height:
-        return array
-    method = Image.Resampling.BOX if width < array.shape[1] else Image.Resampling.BICUBIC
-    channels = [array] if array.ndim == 2 else [array[..., c] for c in range(array.shape[-1])]
-    out = [np.asarray(Image.fromarray(np.ascontiguousarray(ch, dtype=np.float32), mode="F").resize(
-        (width, height), method)) for ch in channels]
-    result = out[0] if array.ndim == 2 else np.stack(out, axis=-1)
-    return np.clip(result, 0.0, 1.0)
-
-
 def crop_camera(camera: Camera, box: CropBox) -> Camera:
     K = camera.K.copy()
     K[0, 2] -= box.x0
@@ -151,8 +141,8 @@ def apply(view: View, spec: Preprocessing, background: tuple[float, float, float
     camera = crop_camera(view.camera, box)
     if spec.resolution is not None:
         out_w, out_h = spec.resolution
-        image = resize_float(image, out_w, out_h)
-        alpha = resize_float(alpha, out_w, out_h) if alpha is not None else None
+        image = np.clip(resize(image, out_w, out_h), 0.0, 1.0)
+        alpha = np.clip(resize(alpha, out_w, out_h), 0.0, 1.0) if alpha is not None else None
         camera = camera.resized(out_w, out_h)
     note = view.alpha_note
     if spec.composite:
@@ -198,13 +188,7 @@ def orbit_camera(yaw_deg: float, pitch_deg: float, distance: float, fov_deg: flo
                  height: int) -> Camera:
     yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
     center = distance * np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
-    forward = -center / np.linalg.norm(center)
-    right = np.cross(forward, np.array([0.0, 1.0, 0.0]))
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    w2c = np.eye(4)
-    w2c[:3, :3] = np.stack([right, down, forward])
-    w2c[:3, 3] = -w2c[:3, :3] @ center
+    w2c = look_at_world_to_camera(center, np.zeros(3), np.array([0.0, 1.0, 0.0]))
     focal = 0.5 * height / np.tan(np.radians(fov_deg) / 2.0)
     K = np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
     return Camera(w2c, K, width, height)

@@ -8,6 +8,19 @@ from typing import Any
 import numpy as np
 
 
+def look_at_world_to_camera(center: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """OpenCV world->camera matrix of a camera at ``center`` looking at ``target`` (image y points down)."""
+    z = target - center
+    z = z / np.linalg.norm(z)
+    x = np.cross(z, up)
+    x = x / np.linalg.norm(x)
+    y = np.cross(z, x)
+    w2c = np.eye(4)
+    w2c[:3, :3] = np.stack([x, y, z])
+    w2c[:3, 3] = -w2c[:3, :3] @ center
+    return w2c
+
+
 def rig_centre(centres: np.ndarray, forwards: np.ndarray) -> np.ndarray:
     """The point closest (least squares) to all optical axes: where the rig looks, i.e. the head."""
     a, b = np.zeros((3, 3)), np.zeros(3)

@@ -58,8 +58,8 @@ def check_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Pro
         return inventory
     seen: set[str] = set()
     refs = {ref for unit in units for ref in (*unit.sources, *unit.targets) if not ref.camera.startswith("orbit_")}
+    files = getattr(reader, "source_files", None)
     for ref in sorted(refs):
-        files = getattr(reader, "source_files", None)
         problem = None
         try:
             if ref.camera != "photo":

@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.api.method import MissingWeightsError
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory
+from harness.data.adapter import Inventory, require_folder
 from harness.data.errors import DatasetError
 from harness.data.preprocess import CropBox, crop_array
 from harness.imageio import ImageReadError, read_image
@@ -64,21 +64,18 @@ class WildPhotos:
         self.root = Path(root)
         self._detector = lru_cache(maxsize=1)(face_detector)
         self._boxes = lru_cache(maxsize=1)(self._read_boxes)
+        self._files = lru_cache(maxsize=1)(self._list_files)  # read once per reader, not once per view
 
     @classmethod
     def open(cls, root: Path | None) -> WildPhotos:
-        if root is None:
-            raise DatasetError("an in-the-wild photo set needs --data-root DIR (a folder of jpg/png/webp portraits)")
-        if not Path(root).is_dir():
-            raise DatasetError(f"in-the-wild root {root} is not a folder")
-        return cls(Path(root))
+        return cls(require_folder(root, "in-the-wild", "a folder of jpg/png/webp portraits"))
 
     @property
     def crop_identity(self) -> str:
         """Part of the frame cache's key: crops change when the detector appears."""
         return f"face-detector={'det_10g' if self._detector() is not None else 'none'}"
 
-    def _files(self) -> dict[str, Path]:
+    def _list_files(self) -> dict[str, Path]:
         files: dict[str, Path] = {}
         for path in sorted(self.root.iterdir()):
             if path.suffix.lower() in PHOTO_SUFFIXES and path.is_file():

@@ -72,6 +72,7 @@ class _Pair:
     pred_file: str
     pred_sha: str
     gt_sha: str
+    alpha_note: str | None = None
 
 
 class ScoringError(RuntimeError):
@@ -204,7 +205,6 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
     if unit.kind == "in_the_wild":
         return _score_wild_unit(store, unit, adapter, metrics, device, run_meta)
     pairs: list[_Pair] = []
-    notes: list[str] = []
     errors: list[dict[str, Any]] = []
     for ref in unit.targets:
         try:
@@ -214,12 +214,12 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
             errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
             continue
         pairs.append(_Pair(ref, pred, view.image, view.alpha, rel, pred_sha,
-                           ground_truth_hash(view.image, view.alpha)))
-        notes.append(view.alpha_note or "the dataset provides no alpha for this view")
+                           ground_truth_hash(view.image, view.alpha), view.alpha_note))
     t0 = time.perf_counter()
     values = _compute(pairs, metrics, device, protocol.background, cache) if pairs else []
     seconds = time.perf_counter() - t0
-    values += [(i, spec.name, "masked", None, f"masked variant unavailable: {notes[i]}")
+    values += [(i, spec.name, "masked", None, "masked variant unavailable: "
+                + (pair.alpha_note or "the dataset provides no alpha for this view"))
                for i, pair in enumerate(pairs) if pair.alpha is None for spec, _ in metrics]
     rows = [{
         **run_meta, "unit": unit.name, "kind": unit.kind, "subject": pairs[i].ref.subject,
