@@ -18,10 +18,10 @@ import torch
 
 from harness.api.types import Camera
 from harness.data.demo import FULL_HEIGHT, FULL_WIDTH, rig_cameras, subject_identity
-from harness.data.demo_heads import build_head
 from harness.heads.model import deform
 from harness.heads.template import head_template
 from harness.render.renderer import render
+from harness.synth.heads import build_head
 
 
 def scene(count: int, size: int, device: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -73,6 +73,7 @@ def time_gs_fit(args: argparse.Namespace) -> None:
     from harness.runner import frame_tracking, with_tracking
     from harness_methods.gs_fit.method import GsFit
 
+    DemoDataset.generate_if_needed(None)
     dataset = DemoDataset.open(None)
     method = GsFit()
     method.load(args.device, {})

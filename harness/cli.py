@@ -172,6 +172,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         config=_parse_config(args.config), seed=args.seed, device=args.device, executor=args.executor,
         strict_metrics=args.strict,
     )
+    for failure in registry.failures:
+        console.print(f"[yellow]plugin {failure.plugin} ({failure.distribution or 'no distribution'}) failed to load "
+                      f"at {failure.stage}:[/yellow] {failure.error}", markup=True)
     with _Progress(console) as progress:
         result = run(request, registry, progress)
     _print_results(console, result["scored"], registry)
@@ -183,6 +186,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(f"summary: {result['report']}")
     console.print(f"report: {result['site']}")
     return 1 if _print_problems(console, result["predicted"].failed, result["scored"]) else 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from harness.synth.cameras import camera_set
+    from harness.synth.corpus import CorpusConfig, generate_corpus
+
+    known = {f.name for f in fields(CorpusConfig)}
+    values = _parse_config(args.config)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SystemExit(f"harness: unknown corpus setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    config = CorpusConfig(**{**values, "seed": args.seed})
+    console = _console()
+    views = len(camera_set(config.camera_set, config.resolution)[0])
+    console.print(f"corpus: {config.count} samples x {views} views at {config.resolution}x{config.resolution} "
+                  f"into {args.out}")
+    import time
+
+    t0 = time.perf_counter()
+    with _Progress(console) as progress:
+        manifest = generate_corpus(Path(args.out), config, workers=args.workers,
+                                   progress=lambda done, total: progress("synth", done, total))
+    seconds = time.perf_counter() - t0
+    console.print(f"manifest: {Path(args.out) / 'manifest.json'} ({manifest['count']} samples, {seconds:.1f} s; "
+                  f"nearest evaluation subject at identity distance {manifest['nearest_evaluation_distance']:.3f})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import shlex
+
+    from harness.training.loop import TrainRequest, train
+
+    registry = get_registry()
+    spec = registry.trainer(args.method)
+    console = _console()
+    request = TrainRequest(trainer=spec.name, data=Path(args.data), runs_dir=Path(args.runs_dir),
+                           config=_parse_config(args.config), seed=args.seed, steps=args.steps,
+                           device=args.device, checkpoint_every=args.checkpoint_every,
+                           command="harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                           synthetic_demo=not args.full)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+                  TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("train", total=None, loss="")
+
+        def progress(done: int, total: int, losses: Any) -> None:
+            bar.update(task, completed=done, total=total, loss=f"loss {losses.get('loss', float('nan')):.5f}")
+
+        result = train(request, spec, progress)
+    console.print(f"training run: {result.root} (resumed from step {result.resumed_from}; {result.seconds:.1f} s, "
+                  f"loop overhead {1000 * result.loop_overhead_s:.2f} ms/step)")
+    console.print(f"losses: {result.root / 'losses.jsonl'}; curve: {result.root / 'loss.svg'}")
+    console.print(f"checkpoint: {result.model} sha256 {result.sha256}")
+    return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -370,6 +431,28 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--strict", action="store_true", help="a metric that cannot run (missing weights) is an error")
     p_run.set_defaults(func=cmd_run)
 
+    p_synth = sub.add_parser("synth", help="generate (or finish) a synthetic head corpus for training")
+    p_synth.add_argument("--out", required=True, help="corpus folder (empty, or a corpus of the same settings)")
+    p_synth.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                         help="identities, expressions_per_identity, resolution, uv_resolution, camera_set "
+                              "(rig|synshot|orbit), num_gaussians, shard_size, head_model, ...")
+    p_synth.add_argument("--seed", type=int, default=0)
+    p_synth.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
+    p_synth.set_defaults(func=cmd_synth)
+
+    p_train = sub.add_parser("train", help="train a method's networks (resumes the same command after a kill)")
+    p_train.add_argument("method")
+    p_train.add_argument("--data", required=True, help="a corpus folder made by `harness synth`")
+    p_train.add_argument("--runs-dir", default=str(default_runs_dir()))
+    p_train.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
+    p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument("--steps", type=int)
+    p_train.add_argument("--device", default="cpu")
+    p_train.add_argument("--checkpoint-every", type=int, default=50)
+    p_train.add_argument("--full", action="store_true",
+                         help="label the checkpoint a full model rather than a synthetic-demo stand-in")
+    p_train.set_defaults(func=cmd_train)
+
     p_score = sub.add_parser("score", help="score a folder of predictions (made by harness or any other tool)")
     p_score.add_argument("run_dir")
     p_score.add_argument("--dataset", help="needed when the folder has no run.json")
@@ -436,12 +519,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from harness.api.method import MetricsUnavailableError, MissingWeightsError
     from harness.data.errors import DatasetError, ProtocolError
+    from harness.errors import CheckpointError, CorpusError, TrainingError
+    from harness.jsonio import RefusedFolderError
+    from harness.report.errors import ReportInputError
+    from harness.safepath import UnsafePathError
 
     try:
         return int(args.func(args) or 0)
-    except (UnknownNameError, DatasetError, ProtocolError, MissingWeightsError, MetricsUnavailableError) as err:
+    except (UnknownNameError, DatasetError, ProtocolError, MissingWeightsError, MetricsUnavailableError,
+            UnsafePathError, RefusedFolderError, ReportInputError, CheckpointError, CorpusError, TrainingError) as err:
         print(f"harness: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nharness: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def prepare_external_run(run_dir: Path, registry: Registry, dataset: str | None,
     dataset_spec = registry.dataset(dataset)
     parsed = resolve_protocol(dataset_spec, protocol)
     root = dataset_root(dataset_spec, data_root)
-    units, listing = (expand_with_dataset(parsed, open_dataset(dataset_spec, data_root, parsed))
+    units, listing = (expand_with_dataset(parsed, open_dataset(dataset_spec, data_root, parsed, generate=True))
                       if parsed.needs_dataset_listing else (parsed.units(), None))
     identity = {"method": method_name, "dataset": dataset, "protocol": parsed.identity()}
     if listing is not None:  # as in `harness run`: units that depend on the folder tie the id to what it held

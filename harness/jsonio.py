@@ -49,15 +49,45 @@ def read_json(path: Path) -> Any:
         return json.load(handle)
 
 
+HARNESS_MADE = ".harness-made"
+
+
+class RefusedFolderError(RuntimeError):
+    """A folder the harness would replace holds things it did not make; nothing was touched."""
+
+
+def check_replaceable(root: Path) -> None:
+    """Raise ``RefusedFolderError`` unless ``root`` is absent, an empty folder or one the harness made."""
+    if not root.exists() and not root.is_symlink():
+        return
+    if root.is_symlink() or not root.is_dir():
+        raise RefusedFolderError(f"{root} is not a folder; refusing to replace it")
+    if (root / HARNESS_MADE).is_file():
+        return
+    entries = sorted(p.name for p in root.iterdir())
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise RefusedFolderError(
+            f"{root} holds files the harness did not make ({shown}); refusing to write into it. Point at an empty "
+            "folder or a harness-made one, or leave the location unset to use the default")
+
+
 @contextmanager
-def atomic_folder(root: Path) -> Iterator[Path]:
+def atomic_folder(root: Path, what: str = "") -> Iterator[Path]:
     """Yield a staging folder next to ``root``; on success it replaces ``root`` whole, on any error it is removed
-    and ``root`` is left as it was."""
+    and ``root`` is left as it was.
+
+    Only an absent, empty or harness-made ``root`` (one holding the ``.harness-made`` marker this writes) is ever
+    replaced: anything else raises ``RefusedFolderError`` before a byte is written.
+    """
     root = Path(root)
+    check_replaceable(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
     try:
         yield tmp
+        atomic_write_json(tmp / HARNESS_MADE, {"made_by": "head-avatar-harness", "what": what})
+        check_replaceable(root)  # the folder may have been filled while this was being written
         if root.exists():
             shutil.rmtree(root)
         tmp.rename(root)

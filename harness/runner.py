@@ -28,6 +28,7 @@ from harness.imageio import write_png
 from harness.jsonio import stable_hash
 from harness.plugins.registry import Registry
 from harness.provenance import collect, resolve_device
+from harness.safepath import inside
 from harness.store import RunStore
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -79,7 +80,7 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
     spec = registry.method(request.method)
     dataset_spec = registry.dataset(request.dataset)
     protocol = resolve_protocol(dataset_spec, request.protocol)
-    adapter = open_dataset(dataset_spec, request.data_root, protocol)
+    adapter = open_dataset(dataset_spec, request.data_root, protocol, generate=True)
     config = {**spec.default_config, **request.config}
     units, listing = expand_with_dataset(protocol, adapter)
     identity = {
@@ -197,7 +198,8 @@ def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: 
         for target, image in zip(targets, images, strict=True):
             array = check_render(image, target, unit.name)
             alpha = array[..., 3] if array.shape[2] == 4 else None
-            write_png(staging / RunStore.relative_prediction(target.ref), array[..., :3], alpha)
+            write_png(inside(staging, staging / RunStore.relative_prediction(target.ref), "prediction"),
+                      array[..., :3], alpha)
         info = {
             "unit": unit.name,
             "unit_key": prepared.unit_key(unit),

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.api.types import ViewRef
 from harness.jsonio import atomic_write_json, read_json
+from harness.safepath import check_name, inside
 
 PREDICTION_EXTENSIONS = (".png", ".npy", ".jpg")
 
@@ -51,28 +52,32 @@ class RunStore:
         return self.root / "report"
 
     def unit_dir(self, unit: str) -> Path:
-        return self.root / "predictions" / unit
+        return self.root / "predictions" / check_name(unit, "unit name")
 
     def info_path(self, unit: str) -> Path:
         return self.unit_dir(unit) / "info.json"
 
     def failure_path(self, unit: str) -> Path:
-        return self.root / "failures" / f"{unit}.json"
+        return self.root / "failures" / f"{check_name(unit, 'unit name')}.json"
 
     def score_part(self, unit: str) -> Path:
-        return self.root / "scores" / f"{unit}.parquet"
+        return self.root / "scores" / f"{check_name(unit, 'unit name')}.parquet"
 
     @staticmethod
     def relative_prediction(ref: ViewRef, extension: str = ".png") -> Path:
         return Path(ref.subject) / ref.sequence / f"frame_{ref.frame:05d}" / f"cam_{ref.camera}{extension}"
 
     def find_prediction(self, unit: str, ref: ViewRef) -> Path:
-        """The prediction file of ``ref`` in ``unit`` (PNG preferred); the PNG path if none exists."""
+        """The prediction file of ``ref`` in ``unit`` (PNG preferred); the PNG path if none exists.
+
+        A file or folder that links outside the run folder raises ``UnsafePathError``: scores must come from files
+        of the run itself.
+        """
         base = self.unit_dir(unit)
         for ext in PREDICTION_EXTENSIONS:
             candidate = base / self.relative_prediction(ref, ext)
-            if candidate.exists():
-                return candidate
+            if candidate.exists() or candidate.is_symlink():
+                return inside(self.root, candidate, "prediction")
         return base / self.relative_prediction(ref)
 
     def read_run(self) -> dict[str, Any]:
@@ -94,12 +99,12 @@ class RunStore:
         """A fresh staging folder for a unit's predictions; committed with ``commit_unit``."""
         staging_root = self.root / "predictions" / ".staging"
         staging_root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=staging_root, prefix=f"{unit}."))
+        return Path(tempfile.mkdtemp(dir=staging_root, prefix=f"{check_name(unit, 'unit name')}."))
 
     def commit_unit(self, unit: str, staging: Path, info: dict[str, Any]) -> None:
         """Write info.json into the staging folder, then move the whole folder into place in one rename."""
         atomic_write_json(staging / "info.json", info)
-        final = self.unit_dir(unit)
+        final = inside(self.root, self.unit_dir(unit), "unit folder")
         if final.exists():
             # Left by a run with another unit key; it is replaced, never merged.
             shutil.rmtree(final)

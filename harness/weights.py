@@ -8,6 +8,7 @@ corruption is still caught. Fetching never leaves a half-written or unverified f
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from harness.jsonio import atomic_write_json, read_json
 from harness.paths import harness_home
 
 CHECKSUMS_FILE = "checksums.json"
+VERIFIED_FILE = ".verified.json"  # (size, mtime) -> sha256 of files already hashed, so loading stays cheap
 CHUNK = 1 << 20
 
 FileState = Literal["verified", "recorded", "unverified", "missing", "corrupt"]
@@ -101,12 +103,82 @@ def missing_files(spec: WeightsSpec, root: Path | None = None) -> list[FileStatu
             for f in spec.files if not (root / f.relpath).is_file()]
 
 
+class CorruptWeightsError(MissingWeightsError):
+    """A weight file is present but fails its checksum (or is code the harness did not fetch); it is not used."""
+
+    def __init__(self, what: str, path: Path, detail: str, how_to_get: str) -> None:
+        RuntimeError.__init__(self, f"{what}: weight file {path} is not usable: {detail}. {how_to_get}")
+        self.path, self.how_to_get = Path(path), how_to_get
+
+
+def _cached_sha256(path: Path, relpath: str, cache: dict[str, list], changed: list[bool]) -> str:
+    stat = path.stat()
+    entry = cache.get(relpath)
+    if entry and entry[0] == stat.st_size and entry[1] == stat.st_mtime_ns:
+        return str(entry[2])
+    sha = file_sha256(path)
+    cache[relpath] = [stat.st_size, stat.st_mtime_ns, sha]
+    changed[0] = True
+    return sha
+
+
+def _code_files(spec: WeightsSpec, root: Path) -> list[str]:
+    """For a source whose files run as code: every Python file under its folder (relative to ``root``)."""
+    if not spec.code:
+        return []
+    folder = root / spec.extract_to if spec.extract_to else (root / spec.files[0].relpath).parent
+    return sorted(p.relative_to(root).as_posix() for p in folder.rglob("*.py") if p.is_file())
+
+
+def verify(spec: WeightsSpec, root: Path | None = None) -> list[tuple[Path, str]]:
+    """(path, why) for each present file of ``spec`` that must not be used: a checksum that does not match the
+    published or recorded one, or, for code, any Python file without a checksum recorded by ``fetch`` (code is only
+    run when the harness fetched and verified it). Hashes are cached against each file's size and mtime."""
+    root = root or weights_dir()
+    recorded = _recorded(root)
+    cache_path = root / VERIFIED_FILE
+    try:
+        cache = dict(read_json(cache_path)) if cache_path.exists() else {}
+    except (OSError, ValueError):
+        cache = {}
+    changed = [False]
+    problems: list[tuple[Path, str]] = []
+    listed = {f.relpath: f for f in spec.files}
+    for relpath in [*listed, *(c for c in _code_files(spec, root) if c not in listed)]:
+        path = root / relpath
+        if not path.is_file():
+            continue
+        sha = _cached_sha256(path, relpath, cache, changed)
+        state, detail = _check(listed.get(relpath, WeightFile(relpath)), sha, recorded)
+        if state == "corrupt":
+            problems.append((path, f"corrupt ({detail})"))
+        elif state == "unverified" and spec.code:
+            problems.append((path, "code that the harness did not fetch and cannot verify; it is never run"))
+    if changed[0]:
+        with contextlib.suppress(OSError):  # a read-only cache still verifies, only more slowly
+            atomic_write_json(cache_path, cache)
+    return problems
+
+
 def require(spec: WeightsSpec, what: str) -> Path:
-    """The weights root, or ``MissingWeightsError`` naming the first missing file and how to get it."""
-    missing = missing_files(spec)
+    """The weights root, or an error naming the first missing or unusable file and how to get it.
+
+    A file that fails its checksum raises ``CorruptWeightsError`` (a ``MissingWeightsError``: the metric or method
+    is reported unavailable with the fix), so corrupt weights are never used.
+    """
+    root = weights_dir()
+    missing = missing_files(spec, root)
     if missing:
         raise MissingWeightsError(what, missing[0].path, how_to_get(spec))
-    return weights_dir()
+    problems = verify(spec, root)
+    if problems:
+        raise CorruptWeightsError(what, problems[0][0], problems[0][1], how_to_get(spec))
+    return root
+
+
+def record_checksums(root: Path, checksums: dict[str, str]) -> None:
+    """Record sha256 values for files with no published checksum (what ``fetch`` does after it verified them)."""
+    atomic_write_json(root / CHECKSUMS_FILE, {**_recorded(root), **checksums})
 
 
 def how_to_get(spec: WeightsSpec) -> str:
@@ -176,7 +248,6 @@ def fetch(spec: WeightsSpec, root: Path | None = None, url: str | None = None, t
     root = root or weights_dir()
     root.mkdir(parents=True, exist_ok=True)
     source = url or spec.url
-    recorded = _recorded(root)
     with tempfile.TemporaryDirectory(dir=root, prefix=".fetch-") as tmp:
         staging = Path(tmp) / "staging"
         staging.mkdir()
@@ -209,12 +280,17 @@ def fetch(spec: WeightsSpec, root: Path | None = None, url: str | None = None, t
                 state = "recorded"
             rows.append(FileStatus(spec.name, expected.relpath, root / expected.relpath, state,
                                    staged.stat().st_size))
+        if spec.code:  # every file of a code source is recorded, so no unrecorded module is ever imported
+            for path in staging.rglob("*"):
+                relpath = path.relative_to(staging).as_posix()
+                if path.is_file() and relpath not in new_records:
+                    new_records[relpath] = file_sha256(path)
         for path in sorted(p for p in staging.rglob("*") if p.is_file()):
             final = root / path.relative_to(staging)
             final.parent.mkdir(parents=True, exist_ok=True)
             path.replace(final)
         if new_records:
-            atomic_write_json(root / CHECKSUMS_FILE, {**recorded, **new_records})
+            record_checksums(root, new_records)
     return rows
 
 

@@ -25,6 +25,7 @@ def harness_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def demo_adapter(harness_home: Path):
     from harness.data.demo import DemoDataset
 
+    DemoDataset.generate_if_needed(None)
     return DemoDataset.open(None)
 
 

@@ -7,6 +7,7 @@ loading paths, so the harness's loading code and the libraries' own code run unc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +95,23 @@ def install_insightface_standin(weights_root: Path) -> Path:
     return pack
 
 
+def trust_lpips_standin(monkeypatch: Any, weights_root: Path) -> None:
+    """Make the LPIPS metrics accept the stand-in backbone: torchvision's published checksum prefix cannot match a
+    random network, and the harness refuses weights that fail it (as it must for real files)."""
+    from dataclasses import replace
+
+    from harness.api.specs import WeightFile
+    from harness.scoring import lpips_metric
+    from harness.weights import file_sha256
+
+    for cls in (lpips_metric.LPIPSAlex, lpips_metric.LPIPSVGG, lpips_metric._LPIPS):
+        spec = cls.weights
+        path = weights_root / spec.files[0].relpath
+        if path.is_file():
+            monkeypatch.setattr(cls, "weights", replace(spec, files=(WeightFile(spec.files[0].relpath,
+                                                                               sha256=file_sha256(path)),)))
+
+
 def install_lpips_standin(weights_root: Path, nets: tuple[str, ...] = ("alex",)) -> None:
     import torch
     import torchvision
@@ -156,6 +174,11 @@ def install_dreamsim_standin(weights_root: Path, seed: int = 0) -> Path:
     hub = cache / "facebookresearch_dino_main"
     hub.mkdir(exist_ok=True)
     (hub / "hubconf.py").write_text(_DINO_HUBCONF)
+    # Recorded as `harness weights fetch` records what it verified: hub code is only run with a recorded checksum.
+    from harness.weights import file_sha256, record_checksums
+
+    record_checksums(weights_root, {(hub / "hubconf.py").relative_to(weights_root).as_posix():
+                                    file_sha256(hub / "hubconf.py")})
     head = DINOHead(768, 2048)
     student = {f"module.head.{k}": v for k, v in head.state_dict().items()}
     student["module.head.last_layer.weight"] = torch.randn(2048, 256) * 0.02

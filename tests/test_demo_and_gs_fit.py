@@ -11,10 +11,10 @@ import yaml
 
 from harness.api import ViewRef
 from harness.data.demo import NUM_FRAMES, SEQUENCE, head_params, rig_cameras, subject_identity
-from harness.data.demo_heads import build_head, render_posed
 from harness.heads.template import head_template
 from harness.plugins.registry import build_registry
 from harness.runner import RunRequest, run
+from harness.synth.heads import build_head, render_posed
 
 
 def test_demo_frames_are_the_template_posed_by_the_shipped_tracking(demo_adapter) -> None:

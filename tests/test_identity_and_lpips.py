@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from standins import face_image, install_insightface_standin, install_lpips_standin
+from standins import face_image, install_insightface_standin, install_lpips_standin, trust_lpips_standin
 
 from harness.api.method import MissingWeightsError
 from harness.scoring import sources
@@ -25,7 +25,9 @@ def weights_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     install_insightface_standin(home / "weights")
     previous = os.environ["HARNESS_HOME"]
     os.environ["HARNESS_HOME"] = str(home)
-    yield home
+    with pytest.MonkeyPatch.context() as patch:
+        trust_lpips_standin(patch, home / "weights")
+        yield home
     os.environ["HARNESS_HOME"] = previous
 
 

@@ -126,6 +126,7 @@ class WeightsSpec:
     archive_sha256: str | None = None
     licence: str = ""
     strip: int = 0
+    code: bool = False  # its files run as Python code (a torch.hub repo): only ever run when fetched and verified
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,22 @@ class ExecutorSpec:
     name: str
     target: str
     description: str = ""
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """How ``harness train NAME`` trains a method's networks.
+
+    ``target`` is a ``"module:Class"`` implementing ``harness.training.Trainer``; ``data`` names what it trains on
+    (``"corpus"``: a synthetic corpus folder made by ``harness synth``); ``default_config`` holds every size and
+    weight, overridable with ``--config k=v``.
+    """
+
+    name: str
+    target: str
+    description: str = ""
+    data: tuple[str, ...] = ("corpus",)
+    default_config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -22,15 +22,15 @@ import numpy as np
 import torch
 
 from harness.api.types import Camera
-from harness.data.demo_heads import Identity, build_head, frame_params, make_identity, render_posed
 from harness.data.errors import DatasetError
 from harness.data.nersemble_v1 import ALPHA_FOLDER, DOWNSCALE, IMAGE_FOLDER, SERIALS, NersembleV1
 from harness.data.rig import look_at_world_to_camera
 from harness.heads.model import HeadParams
 from harness.heads.template import head_template
 from harness.imageio import write_mask_png, write_png
-from harness.jsonio import atomic_folder, atomic_write_json
+from harness.jsonio import RefusedFolderError, atomic_folder, atomic_write_json
 from harness.paths import harness_home
+from harness.synth.heads import Identity, build_head, frame_params, make_identity, render_posed
 
 DEMO_VERSION = 2
 SUBJECTS = ("901", "902", "903")
@@ -101,26 +101,33 @@ def _render_frame(tmp: Path, seed: int, index: int, subject: str, frame: int) ->
 
 def generate(root: Path, seed: int = 0) -> None:
     """Write the demo dataset into ``root`` (NeRSemble v1 layout), atomically: all of it or nothing."""
-    with atomic_folder(Path(root)) as tmp:
-        extrinsics, K = rig_cameras()
-        for subject in SUBJECTS:
-            atomic_write_json(tmp / subject / "camera_params.json", {
-                "world_2_cam": {s: m.tolist() for s, m in extrinsics.items()},
-                "intrinsics": K.tolist(),
-            })
-            atomic_write_json(tmp / subject / "annotations" / SEQUENCE / TRACKING_FILE,
-                              tracking_document(seed, SUBJECTS.index(subject)))
-        jobs = [(tmp, seed, index, subject, frame) for index, subject in enumerate(SUBJECTS)
-                for frame in range(NUM_FRAMES)]
-        workers = max(1, min(len(jobs), os.cpu_count() or 1))
-        if workers == 1:
-            for job in jobs:
-                _render_frame(*job)
-        else:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                list(pool.map(_render_frame, *zip(*jobs, strict=True)))
-        atomic_write_json(tmp / "DEMO.json", {"version": DEMO_VERSION, "seed": seed, "subjects": list(SUBJECTS),
-                                              "sequence": SEQUENCE, "frames": NUM_FRAMES})
+    try:
+        with atomic_folder(Path(root), f"demo dataset v{DEMO_VERSION}") as tmp:
+            _write(tmp, seed)
+    except RefusedFolderError as err:
+        raise DatasetError(f"cannot generate the demo: {err}") from None
+
+
+def _write(tmp: Path, seed: int) -> None:
+    extrinsics, K = rig_cameras()
+    for subject in SUBJECTS:
+        atomic_write_json(tmp / subject / "camera_params.json", {
+            "world_2_cam": {s: m.tolist() for s, m in extrinsics.items()},
+            "intrinsics": K.tolist(),
+        })
+        atomic_write_json(tmp / subject / "annotations" / SEQUENCE / TRACKING_FILE,
+                          tracking_document(seed, SUBJECTS.index(subject)))
+    jobs = [(tmp, seed, index, subject, frame) for index, subject in enumerate(SUBJECTS)
+            for frame in range(NUM_FRAMES)]
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    if workers == 1:
+        for job in jobs:
+            _render_frame(*job)
+    else:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            list(pool.map(_render_frame, *zip(*jobs, strict=True)))
+    atomic_write_json(tmp / "DEMO.json", {"version": DEMO_VERSION, "seed": seed, "subjects": list(SUBJECTS),
+                                          "sequence": SEQUENCE, "frames": NUM_FRAMES})
 
 
 def demo_root() -> Path:
@@ -140,10 +147,19 @@ class DemoDataset(NersembleV1):
     default_root = staticmethod(lambda: demo_root())
 
     @classmethod
-    def open(cls, root: Path | None) -> DemoDataset:
+    def generate_if_needed(cls, root: Path | None) -> None:
+        """Write the demo into ``root`` (default: the cache) unless it is there; refuses a folder it did not make."""
         root = Path(root) if root is not None else demo_root()
         if not is_complete(root):
             generate(root)
+
+    @classmethod
+    def open(cls, root: Path | None) -> DemoDataset:
+        """Read the demo; never writes (``generate_if_needed`` does)."""
+        root = Path(root) if root is not None else demo_root()
+        if not is_complete(root):
+            raise DatasetError(f"{root} holds no generated demo (no {root / 'DEMO.json'} of version {DEMO_VERSION}); "
+                               "`harness run --dataset demo` generates it")
         return cls(root)
 
     def __init__(self, root: Path) -> None:

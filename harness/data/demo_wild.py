@@ -15,14 +15,15 @@ from PIL import Image
 
 from harness.api.types import Camera
 from harness.data.demo import subject_identity
-from harness.data.demo_heads import build_head, frame_params, render_posed
+from harness.data.errors import DatasetError
 from harness.data.rig import look_at_world_to_camera
 from harness.data.wild import BOXES_FILE, WildPhotos
 from harness.heads.model import deform
 from harness.heads.template import head_template
 from harness.imageio import to_uint8
-from harness.jsonio import atomic_folder, atomic_write_json
+from harness.jsonio import RefusedFolderError, atomic_folder, atomic_write_json
 from harness.paths import harness_home
+from harness.synth.heads import build_head, frame_params, render_posed
 
 DEMO_WILD_VERSION = 1
 PHOTOS = (("wild-901", 0, ".jpg"), ("wild-902", 1, ".png"), ("wild-903", 2, ".webp"), ("wild-904", 3, ".jpg"))
@@ -64,14 +65,25 @@ def _photo(seed: int, index: int) -> tuple[np.ndarray, list[float]]:
 
 
 def generate(root: Path, seed: int = 0) -> None:
-    with atomic_folder(root) as tmp:
-        boxes = {}
-        for name, index, suffix in PHOTOS:
-            image, box = _photo(seed, index)
-            Image.fromarray(to_uint8(image)).save(tmp / f"{name}{suffix}", quality=92)
-            boxes[f"{name}{suffix}"] = box
-        (tmp / BOXES_FILE).write_text(json.dumps(boxes, indent=1), encoding="utf-8")
-        atomic_write_json(tmp / "DEMO_WILD.json", {"version": DEMO_WILD_VERSION, "seed": seed})
+    try:
+        with atomic_folder(root, f"demo-wild photos v{DEMO_WILD_VERSION}") as tmp:
+            boxes = {}
+            for name, index, suffix in PHOTOS:
+                image, box = _photo(seed, index)
+                Image.fromarray(to_uint8(image)).save(tmp / f"{name}{suffix}", quality=92)
+                boxes[f"{name}{suffix}"] = box
+            (tmp / BOXES_FILE).write_text(json.dumps(boxes, indent=1), encoding="utf-8")
+            atomic_write_json(tmp / "DEMO_WILD.json", {"version": DEMO_WILD_VERSION, "seed": seed})
+    except RefusedFolderError as err:
+        raise DatasetError(f"cannot generate the demo-wild photos: {err}") from None
+
+
+def is_complete(root: Path) -> bool:
+    marker = root / "DEMO_WILD.json"
+    try:
+        return marker.is_file() and json.loads(marker.read_text()).get("version") == DEMO_WILD_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def demo_wild_root() -> Path:
@@ -82,9 +94,16 @@ class DemoWild(WildPhotos):
     default_root = staticmethod(lambda: demo_wild_root())
 
     @classmethod
-    def open(cls, root: Path | None) -> DemoWild:
+    def generate_if_needed(cls, root: Path | None) -> None:
         root = Path(root) if root is not None else demo_wild_root()
-        marker = root / "DEMO_WILD.json"
-        if not marker.is_file() or json.loads(marker.read_text()).get("version") != DEMO_WILD_VERSION:
+        if not is_complete(root):
             generate(root)
+
+    @classmethod
+    def open(cls, root: Path | None) -> DemoWild:
+        """Read the photos; never writes (``generate_if_needed`` does)."""
+        root = Path(root) if root is not None else demo_wild_root()
+        if not is_complete(root):
+            raise DatasetError(f"{root} holds no generated demo-wild photos (no DEMO_WILD.json of version "
+                               f"{DEMO_WILD_VERSION}); `harness run --dataset demo-wild` generates them")
         return cls(root)

@@ -54,6 +54,7 @@ import yaml
 from harness.api.types import EvalUnit, ViewRef
 from harness.data.errors import ProtocolError
 from harness.data.preprocess import Orbit, Preprocessing, orbit_id, parse_preprocessing
+from harness.safepath import UnsafePathError, check_name
 
 UNIT_KINDS = ("novel_view", "self_reenactment", "in_the_wild")
 ALL = "all"
@@ -129,6 +130,7 @@ class Protocol:
         if self.needs_dataset_listing and dataset is None:
             raise ProtocolError(f"{self.path}: 'all' subjects or photos can only be expanded with the dataset open")
         units = list(_expand(self, dataset))
+        _check_unit_names(units, self.path)
         names = [u.name for u in units]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -138,6 +140,20 @@ class Protocol:
     def identity(self) -> dict[str, Any]:
         """What identifies the protocol in run ids: name, version and its full content."""
         return {"name": self.name, "version": self.version, "dataset": self.dataset, "content": self.raw}
+
+
+def _check_unit_names(units: list[EvalUnit], where: str) -> None:
+    """Every name that becomes a path component (unit, subject, sequence, camera), whether the protocol file or the
+    dataset's listing supplied it, is checked here, once, before anything is written."""
+    try:
+        for unit in units:
+            for ref in (*unit.sources, *unit.targets):
+                check_name(ref.subject, "subject")
+                check_name(ref.sequence, "sequence")
+                check_name(ref.camera, "camera")
+            check_name(unit.name, "unit name")
+    except UnsafePathError as err:
+        raise ProtocolError(f"{where}: {err}") from None
 
 
 def _subjects(protocol: Protocol, dataset: DatasetListing | None) -> tuple[str, ...]:
@@ -358,6 +374,11 @@ def parse_protocol(raw: Any, path: str = "<protocol>") -> Protocol:
     wild = any(t.kind == "in_the_wild" for t in tasks)
     if wild and (orbit is None or preprocess.resolution is None):
         raise ProtocolError(f"{path}: in_the_wild tasks need an 'orbit' section and preprocess.resolution")
+    try:
+        check_name(str(raw["name"]), "protocol name")
+        check_name(str(raw["dataset"]), "dataset name")
+    except UnsafePathError as err:
+        raise ProtocolError(f"{path}: {err}") from None
     return Protocol(
         name=str(raw["name"]),
         version=int(raw["version"]),

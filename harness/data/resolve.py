@@ -57,13 +57,20 @@ def dataset_root(spec: DatasetSpec, data_root: Path | str | None) -> Path | None
     return None
 
 
-def open_reader(spec: DatasetSpec, data_root: Path | str | None) -> Any:
+def open_reader(spec: DatasetSpec, data_root: Path | str | None, generate: bool = False) -> Any:
+    """Open the dataset's reader. Readers never write into their root; with ``generate`` a generated dataset (the
+    demos: readers with ``generate_if_needed``) is first written if it is not there. Only commands that produce
+    results (run, score) generate; commands that only read (check, ls, report) never do."""
     reader_cls = load_target(spec.target)
-    return reader_cls.open(dataset_root(spec, data_root))
+    root = dataset_root(spec, data_root)
+    if generate and hasattr(reader_cls, "generate_if_needed"):
+        reader_cls.generate_if_needed(root)
+    return reader_cls.open(root)
 
 
-def open_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Protocol | None = None) -> PreparedDataset:
-    return PreparedDataset(open_reader(spec, data_root), protocol, spec.name)
+def open_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Protocol | None = None,
+                 generate: bool = False) -> PreparedDataset:
+    return PreparedDataset(open_reader(spec, data_root, generate), protocol, spec.name)
 
 
 def resolve_protocol(spec: DatasetSpec, name_or_path: str | None) -> Protocol:

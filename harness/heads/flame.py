@@ -37,6 +37,51 @@ class _ChumpyArray:
         return np.asarray(self.state["x"], dtype=dtype)
 
 
+def _numpy_core(name: str) -> Any:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module("numpy._core.multiarray"), name)
+    except ImportError:  # numpy < 2
+        return getattr(importlib.import_module("numpy.core.multiarray"), name)
+
+
+def _numpy_frombuffer() -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module("numpy._core.numeric")._frombuffer
+    except ImportError:  # numpy < 2
+        return importlib.import_module("numpy.core.numeric")._frombuffer
+
+
+# Everything a FLAME pickle holds (numpy arrays and dtypes, scipy sparse matrices, chumpy arrays, and the
+# old-protocol object reconstructor they are pickled with). Any other global is refused by name before it is
+# imported, so a pickle cannot make the loader call anything else (``os.system``, ``builtins.eval``, ...).
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_core("_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_core("_reconstruct"),
+    ("numpy.core.multiarray", "scalar"): lambda: _numpy_core("scalar"),
+    ("numpy._core.multiarray", "scalar"): lambda: _numpy_core("scalar"),
+    ("numpy.core.numeric", "_frombuffer"): _numpy_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
+    ("copyreg", "_reconstructor"): lambda: __import__("copyreg")._reconstructor,
+    ("builtins", "object"): lambda: object,
+    ("copy_reg", "_reconstructor"): lambda: __import__("copyreg")._reconstructor,  # Python 2 names
+    ("__builtin__", "object"): lambda: object,
+    ("builtins", "set"): lambda: set,  # chumpy keeps some attributes as sets
+    ("__builtin__", "set"): lambda: set,
+    ("builtins", "frozenset"): lambda: frozenset,
+    ("__builtin__", "frozenset"): lambda: frozenset,
+    ("_codecs", "encode"): lambda: __import__("_codecs").encode,  # bytes in protocol-2 pickles written by Python 3
+}
+_SPARSE = ("csc_matrix", "csr_matrix", "coo_matrix")
+_SPARSE_MODULES = ("scipy.sparse", "scipy.sparse.csc", "scipy.sparse.csr", "scipy.sparse.coo", "scipy.sparse._csc",
+                   "scipy.sparse._csr", "scipy.sparse._coo")
+
+
 class _FlameUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module.split(".")[0] == "chumpy":
@@ -44,11 +89,15 @@ class _FlameUnpickler(pickle.Unpickler):
                 raise FlameFormatError(f"the FLAME file holds a chumpy {module}.{name} object; only plain Ch arrays "
                                        "can be read without chumpy")
             return _ChumpyArray
-        if module.startswith("scipy.sparse") and name.endswith("_matrix"):
+        if module in _SPARSE_MODULES and name in _SPARSE:
             import scipy.sparse
 
             return getattr(scipy.sparse, name)
-        return super().find_class(module, name)
+        factory = _ALLOWED.get((module, name))
+        if factory is None:
+            raise FlameFormatError(f"the file refers to {module}.{name}, which a FLAME model never holds; refused "
+                                   "(only numpy arrays, scipy sparse matrices and chumpy arrays are read)")
+        return factory()
 
 
 def _read_pickle(path: Path) -> Any:

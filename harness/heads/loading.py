@@ -13,17 +13,21 @@ class TrackingError(ValueError):
     pass
 
 
+def load_head_model(setting: str) -> HeadModel:
+    """``"template"`` (the open head template) or the path of the user's FLAME 2023 pickle."""
+    if setting == "template":
+        return head_template()
+    from harness.heads.flame import load_flame
+
+    return load_flame(Path(setting))
+
+
 def head_model_for(tracking: dict[str, Any] | None, setting: str) -> HeadModel:
     """The head model named by ``setting`` ("template" or the path of a FLAME 2023 pickle), checked against the
     model the tracking was made with."""
     if tracking is None:
         raise TrackingError("this method needs head tracking; the dataset provides none for the source views")
-    if setting == "template":
-        model = head_template()
-    else:
-        from harness.heads.flame import load_flame
-
-        model = load_flame(Path(setting))
+    model = load_head_model(setting)
     wanted = tracking.get("model")
     if wanted != model.name:
         hint = " (set head_model to the path of flame2023.pkl)" if wanted != TEMPLATE_NAME else ""

@@ -50,3 +50,8 @@ def register_weights(register: Callable[..., None]) -> None:
 @hookspec
 def register_report_extensions(register: Callable[..., None]) -> None:
     """Register report extensions (``harness.api.ReportExtensionSpec``): template folders and page sections."""
+
+
+@hookspec
+def register_trainers(register: Callable[..., None]) -> None:
+    """Register trainers (``harness.api.TrainerSpec``) that ``harness train NAME`` runs."""

@@ -16,10 +16,20 @@ from typing import Any
 
 import pluggy
 
-from harness.api.specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec, ReportExtensionSpec, WeightsSpec
+from harness.api.specs import (
+    DatasetSpec,
+    ExecutorSpec,
+    MethodSpec,
+    MetricSpec,
+    ReportExtensionSpec,
+    TrainerSpec,
+    WeightsSpec,
+)
 from harness.plugins import hookspecs
+from harness.safepath import check_name
 
 ENTRY_POINT_GROUP = "harness"
+BUILTIN_DISTRIBUTION = "head-avatar-harness"
 
 KINDS: dict[str, tuple[str, type]] = {
     "methods": ("register_methods", MethodSpec),
@@ -28,6 +38,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "executors": ("register_executors", ExecutorSpec),
     "weights": ("register_weights", WeightsSpec),
     "report_extensions": ("register_report_extensions", ReportExtensionSpec),
+    "trainers": ("register_trainers", TrainerSpec),
 }
 
 
@@ -67,6 +78,7 @@ class Registry:
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     plugins: list[LoadedPlugin] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    plugin_distributions: dict[str, str] = field(default_factory=dict)
 
     def get(self, kind: str, name: str) -> Any:
         try:
@@ -89,8 +101,18 @@ class Registry:
     def executor(self, name: str) -> ExecutorSpec:
         return self.get("executors", name)
 
+    def trainer(self, name: str) -> TrainerSpec:
+        return self.get("trainers", name)
+
     def owner(self, kind: str, name: str) -> str:
         return self.owners.get((kind, name), "")
+
+    def plugin_label(self, plugin_name: str) -> str:
+        """How a message names a plugin: built-in, or the distribution it comes from."""
+        dist = self.plugin_distributions.get(plugin_name, "")
+        if dist == BUILTIN_DISTRIBUTION:
+            return f"built-in plugin {plugin_name!r}"
+        return f"plugin {plugin_name!r} ({dist or 'no distribution'})"
 
     def plugin_version(self, plugin_name: str) -> str:
         for plugin in self.plugins:
@@ -119,11 +141,14 @@ def _collect(registry: Registry, plugin_name: str, dist_name: str, module: Modul
         def register(spec: Any, _type: type = spec_type, _kind: str = kind, _into: list[Any] = collected) -> None:
             if not isinstance(spec, _type):
                 raise TypeError(f"{_kind} hook registered {type(spec).__name__}, expected {_type.__name__}")
+            check_name(spec.name, f"{_kind[:-1]} name")
             _into.append(spec)
 
         try:
             impl(register=register)
-        except Exception as err:  # a broken plugin must not take the others down
+        except BaseException as err:  # a broken plugin (even one calling sys.exit) must not take the others down
+            if isinstance(err, KeyboardInterrupt):
+                raise
             registry.failures.append(PluginFailure(plugin_name, dist_name, hook_name, _describe(err),
                                                    traceback.format_exc()))
             continue
@@ -132,7 +157,8 @@ def _collect(registry: Registry, plugin_name: str, dist_name: str, module: Modul
             if existing is not None:
                 registry.failures.append(PluginFailure(
                     plugin_name, dist_name, hook_name,
-                    f"{kind[:-1]} {spec.name!r} is already registered by plugin {existing!r}; ignored"))
+                    f"{kind[:-1]} {spec.name!r} from plugin {plugin_name!r} ({dist_name or 'no distribution'}) is "
+                    f"refused: the name is already registered by {registry.plugin_label(existing)}"))
                 continue
             registry.specs[kind][spec.name] = spec
             registry.owners[(kind, spec.name)] = plugin_name
@@ -156,12 +182,15 @@ def build_registry(
     if eps is None:
         eps = entry_points(group=ENTRY_POINT_GROUP)
     loaded: list[tuple[str, str, str, str, object]] = []
-    for ep in sorted(eps, key=lambda e: e.name):
+    # The harness's own plugins are collected first, so a third-party package can never take over a built-in name.
+    for ep in sorted(eps, key=lambda e: (_distribution_of(e)[0] != BUILTIN_DISTRIBUTION, e.name)):
         dist_name, dist_version = _distribution_of(ep)
         try:
             module = ep.load()
             pm.register(module, name=f"{dist_name}:{ep.name}")
-        except Exception as err:
+        except BaseException as err:  # SystemExit from a plugin's import is a failure of that plugin only
+            if isinstance(err, KeyboardInterrupt):
+                raise
             registry.failures.append(PluginFailure(ep.name, dist_name, "import", _describe(err),
                                                    traceback.format_exc()))
             continue
@@ -170,6 +199,7 @@ def build_registry(
         pm.register(module, name=name)
         loaded.append((name, "", "", getattr(module, "__name__", name), module))
     for name, dist_name, dist_version, module_path, module in loaded:
+        registry.plugin_distributions[name] = dist_name
         provides = _collect(registry, name, dist_name, module, pm)
         registry.plugins.append(LoadedPlugin(name, dist_name, dist_version, module_path, provides))
     return registry

@@ -12,6 +12,7 @@ import polars as pl
 from harness.api.types import ViewRef
 from harness.imageio import read_image, write_png
 from harness.report.runs import RunData
+from harness.safepath import check_name, inside
 
 FIXED_FRAMES = 4
 WORST_K = 4
@@ -60,9 +61,9 @@ def write_gallery(data: RunData, adapter: Any, out: Path, variant: str,
     values = data.metrics.filter(pl.col("variant") == variant)
     for row, reason in choose_images(data, variant, directions):
         ref = ViewRef(row["subject"], row["sequence"], row["frame"], row["camera"])
-        stem = f"{row['unit']}.cam_{ref.camera}.f{ref.frame:05d}"
+        stem = check_name(f"{row['unit']}.cam_{ref.camera}.f{ref.frame:05d}", "gallery image")
         if stem not in written:
-            pred, _ = read_image(data.root / row["prediction"])
+            pred, _ = read_image(inside(data.root, data.root / row["prediction"], "prediction"))
             gt_file = err_file = None
             alpha = None
             if adapter is not None and not ref.camera.startswith("orbit_yaw"):  # orbit views have no truth

@@ -9,11 +9,9 @@ from typing import Any
 import polars as pl
 
 from harness.jsonio import read_json
+from harness.report.errors import ReportInputError
+from harness.safepath import UnsafePathError, check_name
 from harness.store import RunStore
-
-
-class ReportInputError(ValueError):
-    pass
 
 
 @dataclass
@@ -49,10 +47,16 @@ def load_run(root: Path) -> RunData:
         raise ReportInputError(f"{root} is not a run folder (no run.json)")
     if not store.metrics_path.exists():
         raise ReportInputError(f"{root} has not been scored (no metrics.parquet); run `harness score {root}`")
+    run = store.read_run()
+    try:
+        for key in ("run_id", "method", "dataset", "protocol"):
+            check_name(str(run.get(key, "")), f"{store.run_json}: {key}")
+    except UnsafePathError as err:
+        raise ReportInputError(str(err)) from None
     units = [read_json(p) for p in sorted(store.root.glob("predictions/*/info.json"))]
     problems = read_json(store.scoring_errors_path) if store.scoring_errors_path.exists() else {}
     unavailable = {item["metric"]: item["reason"] for item in problems.get("unavailable_metrics", [])}
-    return RunData(store.root, store.read_run(), pl.read_parquet(store.metrics_path),
+    return RunData(store.root, run, pl.read_parquet(store.metrics_path),
                    pl.read_parquet(store.images_path) if store.images_path.exists() else pl.DataFrame(), units,
                    unavailable)
 

@@ -29,6 +29,7 @@ from harness.report import plots
 from harness.report.gallery import write_gallery
 from harness.report.runs import RunData, load_runs
 from harness.report.tables import Board, build_board, export_rows, headline_variant, to_csv, to_json, to_latex
+from harness.safepath import inside
 
 ASSETS = ("style.css", "sort.js")
 
@@ -92,7 +93,7 @@ class SiteBuilder:
     def write(self, relative: str, template: str, **context: Any) -> Path:
         depth = relative.count("/")
         html = self.env.get_template(template).render(root="../" * depth, footer=self.footer, **context)
-        path = self.out / relative
+        path = inside(self.out, self.out / relative, "report page")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
         return path

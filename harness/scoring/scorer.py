@@ -28,6 +28,7 @@ from harness.data.resolve import open_dataset
 from harness.imageio import ImageReadError, read_image
 from harness.jsonio import atomic_write_json, read_json, sha256_bytes, stable_hash
 from harness.plugins.registry import Registry
+from harness.safepath import UnsafePathError
 from harness.scoring.values import Features, MetricValues, ReferenceCache, ReferenceFeatureMetric
 from harness.store import RunStore
 
@@ -102,6 +103,10 @@ def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, s
             loaded.append((spec, load_target(spec.target)(device=device)))
         except MissingWeightsError as err:
             unavailable.append({"metric": spec.name, "reason": str(err)})
+        except Exception as err:  # present but unreadable weights (truncated .pth, broken ONNX): that metric only
+            fix = " or ".join(f"`harness weights fetch {w}`" for w in spec.weights) or "reinstall its weights"
+            unavailable.append({"metric": spec.name, "reason": f"its weights could not be loaded "
+                                f"({type(err).__name__}: {str(err)[:300]}); the files may be corrupt: {fix}"})
     if strict and unavailable:
         raise MetricsUnavailableError("\n".join(f"metric {u['metric']}: {u['reason']}" for u in unavailable))
     return loaded, unavailable
@@ -109,7 +114,10 @@ def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, s
 
 def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tuple[int, ...]) -> tuple[
         np.ndarray, str, str]:
-    path = store.find_prediction(unit.name, ref)
+    try:
+        path = store.find_prediction(unit.name, ref)
+    except UnsafePathError as err:
+        raise ScoringError(f"unit {unit.name}: {err}; refused") from None
     where = f"unit {unit.name}: prediction {path}"
     try:
         data = path.read_bytes()
@@ -310,9 +318,13 @@ def _prediction_fingerprint(store: RunStore, unit: EvalUnit) -> str:
     """Hash of the unit's prediction files (names and bytes), to decide if cached scores still hold."""
     digest = hashlib.sha256()
     for ref in unit.targets:
-        path = store.find_prediction(unit.name, ref)
+        try:
+            path = store.find_prediction(unit.name, ref)
+        except UnsafePathError:
+            digest.update(f"<refused {ref}>".encode())
+            continue
         digest.update(str(path.relative_to(store.root)).encode())
-        digest.update(path.read_bytes() if path.exists() else b"<missing>")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
     return digest.hexdigest()
 
 
@@ -332,7 +344,8 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     run = store.read_run()
     protocol, units = run_protocol(run, str(store.run_json))
     if adapter is None:
-        adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None, protocol)
+        adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None, protocol,
+                               generate=True)
     metrics, unavailable = load_metrics(registry, metric_names or run.get("metrics"), device, strict)
     cache = cache or ReferenceCache()
     run_meta = {"run": run["run_id"], "method": run["method"], "dataset": run["dataset"],

@@ -70,6 +70,7 @@ DINO_HUB_REPO = WeightsSpec(
     strip=1,
     files=(WeightFile(f"{DREAMSIM_DIR}/facebookresearch_dino_main/hubconf.py"),),
     licence="Apache-2.0 (DINO)",
+    code=True,
 )
 
 ALL = (LPIPS_ALEX, LPIPS_VGG, ARCFACE, DREAMSIM_ENSEMBLE, DINO_BACKBONE, DINO_HUB_REPO)
