@@ -5,8 +5,9 @@ Same conventions as gsplat 1.5: OpenCV world-to-camera ``viewmats`` (C, 4, 4), p
 low-pass added to each projected covariance, Gaussians behind ``near_plane`` dropped, per-pixel opacity clamped at
 0.99 and contributions below 1/255 skipped, front-to-back compositing by camera-space depth. Differences from
 gsplat: no early stop when transmittance falls below 1e-4 (a change below 1e-4 per pixel), depth sorting per
-Gaussian centre (as gsplat). Outputs: colour (C, H, W, 3) composited over ``backgrounds``, alpha (C, H, W, 1) and
-accumulated depth (C, H, W, 1), i.e. gsplat's ``render_mode="RGB+D"``.
+Gaussian centre (as gsplat). Outputs: colour (C, H, W, D) composited over ``backgrounds`` (C, D), alpha (C, H, W, 1)
+and accumulated depth (C, H, W, 1), i.e. gsplat's ``render_mode="RGB+D"``. Without ``sh_degree`` the colours are any
+D >= 1 feature channels per Gaussian, (N, D), or per camera and Gaussian, (C, N, D); SH coefficients are (N, K, 3).
 
 Work is done per tile of pixels, with each Gaussian's 3-sigma box culled against the tile, so memory stays bounded.
 """
@@ -65,11 +66,32 @@ def _project(means: torch.Tensor, covs: torch.Tensor, viewmat: torch.Tensor, K: 
     return centre, cov2d, z
 
 
+def check_colors(colors: torch.Tensor, sh_degree: int | None, num_cameras: int, num_gaussians: int,
+                 backgrounds: torch.Tensor | None = None) -> int:
+    """The number of rendered channels D, after checking the shapes of ``colors`` and ``backgrounds``."""
+    if sh_degree is None:
+        ok = colors.dim() == 2 or (colors.dim() == 3 and colors.shape[0] == num_cameras)
+        ok = ok and colors.shape[-2] == num_gaussians and colors.shape[-1] >= 1
+        expected = "(N, D) or (C, N, D) without sh_degree"
+    else:
+        ok = colors.dim() == 3 and colors.shape[0] == num_gaussians and colors.shape[-1] == 3
+        ok = ok and colors.shape[1] >= (sh_degree + 1) ** 2
+        expected = f"SH coefficients (N, K >= {(sh_degree + 1) ** 2}, 3) with sh_degree={sh_degree}"
+    if not ok:
+        raise ValueError(f"colors must be {expected} (C={num_cameras}, N={num_gaussians}), got {tuple(colors.shape)}")
+    channels = colors.shape[-1]
+    if backgrounds is not None and tuple(backgrounds.shape) != (num_cameras, channels):
+        raise ValueError(f"backgrounds must be (C, D) = ({num_cameras}, {channels}), got {tuple(backgrounds.shape)}")
+    return channels
+
+
 def rasterize(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
               colors: torch.Tensor, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
               sh_degree: int | None = None, backgrounds: torch.Tensor | None = None, near_plane: float = 0.01,
               tile: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Render N Gaussians into C cameras; ``colors`` is (N, 3) or SH coefficients (N, K, 3) with ``sh_degree``."""
+    """Render N Gaussians into C cameras; ``colors`` is (N, D) or (C, N, D) features, or SH (N, K, 3) with
+    ``sh_degree``; ``backgrounds`` is (C, D)."""
+    channels = check_colors(colors, sh_degree, len(viewmats), len(means), backgrounds)
     rot = quat_to_rotmat(quats)
     covs = rot @ torch.diag_embed(scales**2) @ rot.transpose(1, 2)
     images, alphas, depths = [], [], []
@@ -78,7 +100,7 @@ def rasterize(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, op
     for c in range(len(viewmats)):
         centre, cov2d, z = _project(means, covs, viewmats[c], Ks[c])
         if sh_degree is None:
-            rgb = colors
+            rgb = colors if colors.dim() == 2 else colors[c]
         else:
             cam_centre = -viewmats[c][:3, :3].T @ viewmats[c][:3, 3]
             rgb = sh_to_rgb(colors, torch.nn.functional.normalize(means - cam_centre, dim=-1), sh_degree)
@@ -89,7 +111,7 @@ def rasterize(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, op
         order = torch.argsort(z.detach())
         order = order[visible[order]]
         sorted_centre, sorted_radius = centre.detach()[order], radius[order]
-        colour = torch.zeros(height, width, 3, dtype=means.dtype)
+        colour = torch.zeros(height, width, channels, dtype=means.dtype)
         trans_map = torch.ones(height, width, dtype=means.dtype)
         depth = torch.zeros(height, width, dtype=means.dtype)
         for top in range(0, height, tile):
@@ -109,7 +131,7 @@ def rasterize(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, op
                 trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:1]), 1 - alpha[:-1]]), dim=0)
                 weight = alpha * trans  # (G, P): front-to-back contribution of each Gaussian to each pixel
                 shape = (bottom - top, right - left)
-                colour[top:bottom, left:right] = (weight.T @ rgb[ids]).reshape(*shape, 3)
+                colour[top:bottom, left:right] = (weight.T @ rgb[ids]).reshape(*shape, channels)
                 trans_map[top:bottom, left:right] = (trans[-1] * (1 - alpha[-1])).reshape(shape)
                 depth[top:bottom, left:right] = (weight.T @ z[ids]).reshape(shape)
         if backgrounds is not None:
