@@ -1,0 +1,105 @@
+"""Method checkpoints as weights: one file holding a network's state, its architecture and where it came from.
+
+A checkpoint is a ``torch.save`` of plain data (tensors, numbers, strings, lists, dicts), so it is read with
+``torch.load(weights_only=True)``: loading one never runs code. It records
+
+- ``method`` and ``architecture`` (every size the network is built from),
+- ``head_model`` and ``uv_layout`` (the hash of the head model's UV layout), checked against what the method uses,
+- ``provenance``: the training command, seed, training-data manifest hash, steps, harness version and commit, and
+  ``synthetic_demo`` (a stand-in trained on synthetic heads, labelled as such wherever its numbers appear),
+- ``state`` (the network's ``state_dict``; a method may keep several networks under their own keys).
+
+Its sha256 is the file's own, computed when it is loaded and recorded in every unit's ``info.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import CheckpointError
+from harness.jsonio import atomic_write_bytes
+
+FORMAT = "harness-method-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    method: str
+    architecture: dict[str, Any]
+    state: dict[str, Any]
+    head_model: str = ""
+    uv_layout: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    sha256: str = ""
+
+    @property
+    def synthetic_demo(self) -> bool:
+        return bool(self.provenance.get("synthetic_demo", False))
+
+    def describe(self) -> str:
+        """One line for reports: which checkpoint, and whether it is a synthetic-demo stand-in."""
+        kind = "synthetic-demo stand-in" if self.synthetic_demo else "full checkpoint"
+        name = self.path.name if self.path else "(unsaved)"
+        return f"{self.method} {kind} {name} sha256 {self.sha256[:12]}"
+
+
+def save_checkpoint(checkpoint: Checkpoint, path: Path) -> str:
+    """Write ``checkpoint`` atomically; returns the file's sha256."""
+    import torch
+
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "method": checkpoint.method,
+               "architecture": checkpoint.architecture, "head_model": checkpoint.head_model,
+               "uv_layout": checkpoint.uv_layout, "provenance": checkpoint.provenance,
+               "state": {k: v.detach().cpu().contiguous() if hasattr(v, "detach") else v
+                         for k, v in checkpoint.state.items()}}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(Path(path), data)
+    checkpoint.path, checkpoint.sha256 = Path(path), hashlib.sha256(data).hexdigest()
+    return checkpoint.sha256
+
+
+def load_checkpoint(path: Path, method: str, head_model: str | None = None, uv_layout: str | None = None,
+                    how_to_get: str = "") -> Checkpoint:
+    """Read a checkpoint for ``method``; refuse one that is corrupt, for another method, another head model or
+    another UV layout, with one message naming the file."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    hint = f" {how_to_get}" if how_to_get else ""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist.{hint}") from None
+    try:
+        raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:200]}).{hint}") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a harness method checkpoint (no '{FORMAT}' header).{hint}")
+    if int(raw.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format {raw.get('format_version')}, newer than this harness "
+                              f"reads ({FORMAT_VERSION}); update the harness")
+    if raw.get("method") != method:
+        raise CheckpointError(f"{path} is a checkpoint of method {raw.get('method')!r}, not {method!r}")
+    if head_model is not None and raw.get("head_model") != head_model:
+        raise CheckpointError(f"{path} was trained for head model {raw.get('head_model')!r}; this run uses "
+                              f"{head_model!r}. Train one for it (`harness train {method} ...`) or pick the matching "
+                              "head model")
+    if uv_layout is not None and raw.get("uv_layout") != uv_layout:
+        raise CheckpointError(f"{path} was trained for UV layout {raw.get('uv_layout')!r} of head model "
+                              f"{raw.get('head_model')!r}; this head model's UV layout is {uv_layout!r}")
+    return Checkpoint(method=raw["method"], architecture=dict(raw.get("architecture", {})),
+                      state=dict(raw.get("state", {})), head_model=raw.get("head_model", ""),
+                      uv_layout=raw.get("uv_layout", ""), provenance=dict(raw.get("provenance", {})), path=path,
+                      sha256=hashlib.sha256(data).hexdigest())
