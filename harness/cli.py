@@ -182,6 +182,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     console.print(f"time: {timing['wall_s']:.1f} s wall: torch import {timing['torch_import_s']:.1f} s, "
                   f"method {timing['method_s']:.1f} s, metrics {timing['metrics_s']:.1f} s, "
                   f"everything else {timing['other_s']:.1f} s ({100 * timing['other_share']:.1f}%)")
+    skipped = result["prepared"].skipped
+    if skipped:
+        reasons = sorted(set(skipped.values()))
+        console.print(f"[yellow]{len(skipped)} unit(s) skipped by the method's capabilities:[/yellow] "
+                      f"{'; '.join(reasons)}")
     console.print(f"run folder: {result['prepared'].store.root}")
     console.print(f"summary: {result['report']}")
     console.print(f"report: {result['site']}")

@@ -22,6 +22,7 @@ from harness.api.method import Method
 from harness.api.specs import MethodSpec, load_target
 from harness.api.types import EvalUnit, Target, View, ViewRef
 from harness.data.adapter import DatasetAdapter
+from harness.data.errors import ProtocolError
 from harness.data.protocol import Protocol, expand_with_dataset
 from harness.data.resolve import dataset_root, open_dataset, resolve_protocol
 from harness.imageio import write_png
@@ -63,6 +64,7 @@ class PreparedRun:
     identity: dict[str, Any]
     run_id: str
     store: RunStore
+    skipped: dict[str, str] = field(default_factory=dict)  # unit -> why the method cannot take it
 
     def unit_key(self, unit: EvalUnit) -> str:
         return stable_hash({"run": self.identity, "unit": unit.as_dict()})
@@ -95,7 +97,26 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
         identity["dataset_listing"] = listing
     run_id = f"{spec.name}-{stable_hash(identity, 10)}"
     store = RunStore(Path(request.runs_dir) / f"{dataset_spec.name}.{protocol.name}" / run_id)
-    return PreparedRun(request, spec, protocol, adapter, units, config, identity, run_id, store)
+    skipped = {u.name: why for u in units if (why := capability_skip(spec.capabilities, u)) is not None}
+    if len(skipped) == len(units):
+        kinds = sorted({u.kind for u in units})
+        raise ProtocolError(f"method {spec.name} can take none of the {len(units)} units of protocol "
+                          f"{protocol.label} ({', '.join(kinds)}): {next(iter(skipped.values()))}")
+    return PreparedRun(request, spec, protocol, adapter, units, config, identity, run_id, store, skipped)
+
+
+REENACTMENT_KINDS = ("self_reenactment", "cross_reenactment")
+
+
+def capability_skip(capabilities: Any, unit: EvalUnit) -> str | None:
+    """Why a method with ``capabilities`` cannot take ``unit`` (it is skipped and reported so), or None."""
+    if capabilities.floor_baseline:
+        return None
+    if unit.kind in REENACTMENT_KINDS and not capabilities.animatable:
+        return f"skipped: {unit.kind.replace('_', '-')} needs an animatable method; this one is static"
+    if capabilities.inputs == "one" and len(unit.sources) > 1:
+        return f"skipped: a one-shot method takes one source view; this unit has {len(unit.sources)}"
+    return None
 
 
 def run_record(prepared: PreparedRun, registry: Registry, device: str) -> dict[str, Any]:
@@ -116,6 +137,7 @@ def run_record(prepared: PreparedRun, registry: Registry, device: str) -> dict[s
         "dataset_listing": prepared.identity.get("dataset_listing"),
         "seed": request.seed,
         "units": len(prepared.units),
+        "skipped_units": prepared.skipped,
         "provenance": collect(device, plugin_versions),
     }
 
@@ -230,7 +252,8 @@ def predict(prepared: PreparedRun, registry: Registry, device: str,
     store = prepared.store
     store.clean_staging()
     summary = PredictSummary()
-    pending = [u for u in prepared.units if not store.is_done(u.name, prepared.unit_key(u))]
+    pending = [u for u in prepared.units
+               if u.name not in prepared.skipped and not store.is_done(u.name, prepared.unit_key(u))]
     summary.skipped = len(prepared.units) - len(pending)
     if progress:
         progress("predict", summary.skipped, len(prepared.units))

@@ -173,3 +173,34 @@ def test_summary_escapes_html_in_config(tmp_path: Path, demo_adapter) -> None:
     html = result["report"].read_text()
     assert "<script>" not in html
     assert result["record"]["config"]["note"] == "<script>alert(1)</script>"
+
+
+def test_units_outside_a_methods_capabilities_are_skipped_with_the_reason(tmp_path: Path, demo_adapter,
+                                                                         monkeypatch) -> None:
+    from conftest import FIXTURES
+
+    from harness.data.errors import ProtocolError
+
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    import harness_test_methods
+
+    from harness.data import plugin as datasets_plugin
+    from harness.scoring import plugin as metrics_plugin
+
+    registry = build_registry(eps=[], extra_modules=[("datasets", datasets_plugin), ("metrics", metrics_plugin),
+                                                     ("executors", __import__("harness.executors").executors),
+                                                     ("test-methods", harness_test_methods)])
+    result = run(RunRequest(method="one-shot-static", dataset="demo", runs_dir=tmp_path, device="cpu"), registry)
+    prepared, metrics = result["prepared"], result["scored"].metrics
+    kinds = {u.name: u.kind for u in prepared.units}
+    assert prepared.skipped and {kinds[u] for u in prepared.skipped} == {"self_reenactment"}
+    assert not result["predicted"].failed and not result["scored"].missing_units
+    skipped = metrics.filter(pl.col("status") == "skipped")
+    assert set(skipped["unit"]) == set(prepared.skipped) and skipped["note"].str.contains("animatable").all()
+    assert metrics.filter(pl.col("status") == "missing").is_empty()
+    assert set(metrics.filter(pl.col("kind") == "novel_view")["status"]) == {"ok"}
+    record = json.loads((prepared.store.root / "run.json").read_text())
+    assert record["skipped_units"] == prepared.skipped
+    with pytest.raises(ProtocolError, match="can take none"):  # k = 3 sources for a one-shot method, all reenactment
+        run(RunRequest(method="one-shot-static", dataset="demo", protocol="demo-fewshot", runs_dir=tmp_path,
+                       device="cpu"), registry)

@@ -31,6 +31,10 @@ class Capabilities:
     animatable: bool = False
     full_head: bool = False
     needs_tracking: bool = False  # head-model parameters per frame (NeRSemble's FLAME tracking, the demo's)
+    # A reference floor (e.g. nearest-input) answers every unit, ignoring what it cannot use (the driving
+    # expression, extra sources); the runner skips no unit for it. A real method leaves this False and gets only
+    # the units its capabilities cover: reenactment needs ``animatable``, several sources need ``inputs="few"``.
+    floor_baseline: bool = False
 
 
 @dataclass(frozen=True)

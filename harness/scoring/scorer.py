@@ -45,7 +45,7 @@ METRIC_SCHEMA = {
     "value": pl.Float64, "status": pl.String, "note": pl.String,
 }
 # status: ok (a value), undefined (the metric has no value for this pair; reason in note), missing (no usable
-# prediction).
+# prediction), skipped (the method's capabilities exclude the unit, e.g. reenactment for a static method).
 IMAGE_SCHEMA = {
     "unit": pl.String, "subject": pl.String, "sequence": pl.String, "camera": pl.String, "frame": pl.Int64,
     "prediction": pl.String, "prediction_sha256": pl.String, "ground_truth_sha256": pl.String,
@@ -314,6 +314,18 @@ def _missing_rows(units: list[EvalUnit], missing_units: list[str], errors: list[
     return pl.DataFrame(rows, schema=METRIC_SCHEMA)
 
 
+def _skipped_rows(units: list[EvalUnit], skipped: dict[str, str], metrics: list[tuple[MetricSpec, Any]],
+                  scored: pl.DataFrame, run_meta: dict[str, Any]) -> pl.DataFrame:
+    """One ``skipped`` row per target, metric and variant of each unit the method cannot take (a static method on a
+    reenactment unit, a one-shot method on a few-shot unit), with the reason: counted apart, never as missing."""
+    variants = sorted(set(scored["variant"].to_list())) or ["full"]
+    rows = [{**run_meta, "unit": unit.name, "kind": unit.kind, **ref.as_dict(), "metric": spec.name,
+             "variant": variant, "value": None, "status": "skipped", "note": skipped[unit.name]}
+            for unit in units if unit.name in skipped for ref in unit.targets for spec, _ in metrics
+            for variant in variants]
+    return pl.DataFrame(rows, schema=METRIC_SCHEMA)
+
+
 def _prediction_fingerprint(store: RunStore, unit: EvalUnit) -> str:
     """Hash of the unit's prediction files (names and bytes), to decide if cached scores still hold."""
     digest = hashlib.sha256()
@@ -354,8 +366,11 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
                       "protocol": protocol.identity(), "run": run_meta}
     metric_parts, image_parts, errors, missing = [], [], [], []
     seconds = 0.0
+    skipped_units: dict[str, str] = run.get("skipped_units") or {}
     for done, unit in enumerate(units, start=1):
-        if not store.unit_dir(unit.name).is_dir():
+        if unit.name in skipped_units:
+            pass  # the method cannot take this unit (its capabilities): rows say so, it is not a failure
+        elif not store.unit_dir(unit.name).is_dir():
             missing.append(unit.name)
         else:
             key = stable_hash({**cache_identity, "predictions": _prediction_fingerprint(store, unit)})
@@ -378,7 +393,8 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
             progress("score", done, len(units))
     metrics_table = pl.concat(metric_parts) if metric_parts else pl.DataFrame(schema=METRIC_SCHEMA)
     metrics_table = pl.concat([metrics_table, _missing_rows(units, missing, errors, metrics, metrics_table,
-                                                             run_meta)])
+                                                             run_meta),
+                               _skipped_rows(units, skipped_units, metrics, metrics_table, run_meta)])
     metrics_table = metrics_table.sort(KEY_COLUMNS)
     images_table = pl.concat(image_parts) if image_parts else pl.DataFrame(schema=IMAGE_SCHEMA)
     images_table = images_table.sort(["unit", "subject", "sequence", "frame", "camera"])

@@ -2,7 +2,8 @@
 
 Conventions:
 - A value row has ``status`` ok (a value), undefined (the metric has no value for that pair, e.g. no face found:
-  excluded from means, counted) or missing (no usable prediction). A group with any missing row is incomplete and
+  excluded from means, counted), missing (no usable prediction) or skipped (a unit the method's capabilities
+  exclude: counted apart, neither a value nor a failure). A group with any missing row is incomplete and
   gets no mean: never a mean over incomplete rows.
 - Standard error clustered by subject (images of one subject are not independent):
   ``SE^2 = G/(G-1) * sum_g (sum_{i in g} (x_i - mean))^2 / N^2`` for N values in G subjects; undefined for G < 2.
@@ -85,10 +86,11 @@ def summarise(metrics: pl.DataFrame, n_boot: int = N_BOOT, seed: int = SEED) -> 
             **dict(zip(GROUP, key, strict=True)), "mean": mean, "se": se, "ci_low": low, "ci_high": high,
             "n": len(values), "undefined": group.filter(pl.col("status") == "undefined").height, "missing": missing,
             "subjects": int(ok["subject"].n_unique()), "complete": complete,
+            "skipped": group.filter(pl.col("status") == "skipped").height,
         })
     schema = {**{c: pl.String for c in GROUP}, "mean": pl.Float64, "se": pl.Float64, "ci_low": pl.Float64,
               "ci_high": pl.Float64, "n": pl.Int64, "undefined": pl.Int64, "missing": pl.Int64,
-              "subjects": pl.Int64, "complete": pl.Boolean}
+              "subjects": pl.Int64, "complete": pl.Boolean, "skipped": pl.Int64}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -19,5 +19,5 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         version="1",
         licence="Apache-2.0",
         status="reference",
-        capabilities=Capabilities(inputs="few", animatable=False, full_head=False),
+        capabilities=Capabilities(inputs="few", animatable=False, full_head=False, floor_baseline=True),
     ))

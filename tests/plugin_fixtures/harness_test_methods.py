@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from harness.api import MethodSpec
+from harness.api import Capabilities, MethodSpec
 from harness.plugins import hookimpl
 from harness_methods.nearest_input.method import NearestInput
 
@@ -27,7 +27,19 @@ class NanOnFirstSubject(NearestInput):
         return images
 
 
+class OneSourceOnly(NearestInput):
+    def reconstruct(self, sources):
+        assert len(sources) == 1, "the runner gave a one-shot method several sources"
+        return super().reconstruct(sources)
+
+
+FLOOR = Capabilities(inputs="few", floor_baseline=True)
+
+
 @hookimpl
 def register_methods(register):
-    register(MethodSpec(name="slow-nearest", target="harness_test_methods:SlowNearest", status="experimental"))
-    register(MethodSpec(name="nan-render", target="harness_test_methods:NanOnFirstSubject"))
+    register(MethodSpec(name="slow-nearest", target="harness_test_methods:SlowNearest", status="experimental",
+                        capabilities=FLOOR))
+    register(MethodSpec(name="nan-render", target="harness_test_methods:NanOnFirstSubject", capabilities=FLOOR))
+    register(MethodSpec(name="one-shot-static", target="harness_test_methods:OneSourceOnly",
+                        capabilities=Capabilities(inputs="one", animatable=False)))
