@@ -70,6 +70,7 @@ class DatasetSpec:
     display_name: str = ""
     description: str = ""
     protocols: dict[str, str] = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=dict)  # training splits: name -> split file
     default_protocol: str = ""
     root_env: str = ""
     obtain: str = ""

@@ -66,6 +66,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="The full release as videos: per-camera MP4s, calibration, colour calibration, background "
                     "plates; no alpha (masked metrics need alpha maps you add, else they are reported missing).",
         protocols={"novel-view": "nersemble/v2-novel-view.yaml"},
+        splits={"train": "nersemble/train.yaml"},
         default_protocol="novel-view",
         root_env="HARNESS_NERSEMBLE_V2_ROOT",
         obtain=f"{NERSEMBLE_ACCESS}: pip install nersemble_data; nersemble-data download DIR; pass DIR.",
@@ -77,6 +78,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="256 captures, 80 cameras, images and segmentations in per-camera zips (AVIF), KRT "
                     "calibration; the harness's own split (no official protocol exists).",
         protocols={"split": "ava256/split.yaml"},
+        splits={"train": "ava256/train.yaml"},
         default_protocol="split",
         root_env="HARNESS_AVA256_ROOT",
         obtain="git clone https://github.com/facebookresearch/ava-256; python download.py -o DIR "

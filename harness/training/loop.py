@@ -39,7 +39,7 @@ KEEP_STATES = 2
 @dataclass
 class TrainRequest:
     trainer: str
-    data: Path
+    data: Path | str  # a corpus folder, or DATASET:SPLIT
     runs_dir: Path = Path("runs")
     config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
@@ -48,6 +48,7 @@ class TrainRequest:
     checkpoint_every: int = 50
     command: str = ""
     synthetic_demo: bool = True
+    data_root: Path | None = None  # the dataset folder for DATASET:SPLIT
 
 
 @dataclass
@@ -60,6 +61,38 @@ class TrainResult:
     final_losses: dict[str, float]
     seconds: float
     loop_overhead_s: float  # time per step outside ``train_step`` (checkpointing, logging), averaged
+
+
+@dataclass
+class TrainingData:
+    """What a run trains on: a corpus folder, or a dataset's training split resolved against its folder."""
+
+    path: Path
+    hash: str
+    split: Any = None  # harness.data.splits.ResolvedSplit for DATASET:SPLIT
+
+
+def resolve_training_data(data: str | Path, data_root: Path | None = None) -> TrainingData:
+    """``data`` is a corpus folder (``harness synth``) or ``DATASET:SPLIT`` (e.g. ``nersemble-v2:train``)."""
+    text = str(data)
+    if Path(text).is_dir() or ":" not in text:
+        return TrainingData(Path(text), data_manifest_hash(Path(text)))
+    from harness.data.resolve import dataset_root, open_reader
+    from harness.data.splits import load_split, resolve_split
+    from harness.paths import protocols_dir
+    from harness.plugins.registry import get_registry
+
+    dataset, _, split_name = text.partition(":")
+    registry = get_registry()
+    spec = registry.dataset(dataset)
+    if split_name not in spec.splits:
+        raise TrainingError(f"dataset {dataset} has no training split {split_name!r}; it has: "
+                            f"{', '.join(spec.splits) or 'none'}")
+    split = load_split(protocols_dir() / spec.splits[split_name])
+    reader = open_reader(spec, data_root)
+    resolved = resolve_split(split, sorted(reader.subjects()), registry)
+    root = dataset_root(spec, data_root) or Path(reader.root)
+    return TrainingData(Path(root), resolved.hash, resolved)
 
 
 def data_manifest_hash(data: Path) -> str:
@@ -135,9 +168,9 @@ def plot_losses(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     atomic_write_bytes(path, buffer.getvalue().encode())
 
 
-def train_identity(spec: TrainerSpec, request: TrainRequest, config: dict[str, Any], steps: int) -> dict[str, Any]:
-    return {"trainer": spec.name, "config": config, "seed": request.seed, "steps": steps,
-            "data": data_manifest_hash(request.data)}
+def train_identity(spec: TrainerSpec, request: TrainRequest, config: dict[str, Any], steps: int,
+                   data: TrainingData) -> dict[str, Any]:
+    return {"trainer": spec.name, "config": config, "seed": request.seed, "steps": steps, "data": data.hash}
 
 
 def train(request: TrainRequest, spec: TrainerSpec, progress: TrainProgress | None = None) -> TrainResult:
@@ -150,7 +183,8 @@ def train(request: TrainRequest, spec: TrainerSpec, progress: TrainProgress | No
     steps = int(request.steps if request.steps is not None else config.get("steps", 100))
     if steps < 1:
         raise TrainingError("the number of training steps must be at least 1")
-    identity = train_identity(spec, request, config, steps)
+    data = resolve_training_data(request.data, request.data_root)
+    identity = train_identity(spec, request, config, steps, data)
     root = Path(request.runs_dir) / "train" / check_name(f"{spec.name}-{stable_hash(identity, 10)}", "training run")
     root.mkdir(parents=True, exist_ok=True)
     record_path = root / "train.json"
@@ -158,14 +192,16 @@ def train(request: TrainRequest, spec: TrainerSpec, progress: TrainProgress | No
     if record and record.get("identity") != identity:
         raise TrainingError(f"{record_path} belongs to another training run")
     record.update({"identity": identity, "command": request.command or " ".join(sys.argv),
-                   "data": str(Path(request.data).resolve()), "device": request.device,
+                   "data": str(data.path.resolve()), "device": request.device,
+                   "split": data.split.identity if data.split is not None else None,
                    "provenance": collect(request.device, {})})
     atomic_write_json(record_path, record)
 
     trainer: Trainer = load_target(spec.target)()
     torch.manual_seed(step_seed(request.seed, -1, "setup"))  # network initialisation is seeded too
-    trainer.setup(TrainingContext(config=config, data=Path(request.data), device=request.device, seed=request.seed,
-                                  steps=steps))
+    extra = {"split": data.split} if data.split is not None else {}
+    trainer.setup(TrainingContext(config=config, data=data.path, device=request.device, seed=request.seed,
+                                  steps=steps, extra=extra))
     start = 0
     states = _state_files(root)
     if states:
