@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,13 @@ from harness.api.types import Camera
 from harness.data.errors import DatasetError
 from harness.data.nersemble_v1 import ALPHA_FOLDER, DOWNSCALE, IMAGE_FOLDER, SERIALS, NersembleV1
 from harness.data.rig import look_at_world_to_camera
-from harness.heads.model import HeadParams
+from harness.heads.model import HeadModel, HeadParams
 from harness.heads.template import head_template
 from harness.imageio import write_mask_png, write_png
 from harness.jsonio import RefusedFolderError, atomic_folder, atomic_write_json
 from harness.paths import harness_home
-from harness.synth.heads import Identity, build_head, frame_params, make_identity, render_posed
+from harness.synth.heads import NUM_GAUSSIANS, Identity, build_head, frame_params, render_posed
+from harness.synth.streams import demo_identity
 
 DEMO_VERSION = 2
 SUBJECTS = ("901", "902", "903")
@@ -72,25 +75,49 @@ def _background(height: int, width: int) -> np.ndarray:
 
 
 def subject_identity(seed: int, index: int) -> Identity:
-    return make_identity(np.random.default_rng([seed, index]), head_template())
+    return demo_identity(head_template(), seed, index)
 
 
-def tracking_document(seed: int, index: int) -> dict:
+def demo_frame_params(model: HeadModel, identity: Identity, frame: int) -> HeadParams:
+    return frame_params(model, identity, frame, NUM_FRAMES)
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    """One generated benchmark on the template: its subjects (from their evaluation stream), frames and marker."""
+
+    name: str
+    version: int
+    subjects: tuple[str, ...]
+    num_frames: int
+    identity: Callable[[int, int], Identity]  # (seed, index) -> identity
+    params: Callable[[HeadModel, Identity, int], HeadParams]  # (model, identity, frame) -> head parameters
+    num_gaussians: int = NUM_GAUSSIANS
+    marker: str = "DEMO.json"
+
+    def root(self) -> Path:
+        return harness_home() / "data" / f"{self.name}-v{self.version}"
+
+
+DEMO = DemoSpec("demo", DEMO_VERSION, SUBJECTS, NUM_FRAMES, subject_identity, demo_frame_params)
+
+
+def tracking_document(seed: int, index: int, spec: DemoSpec = DEMO) -> dict:
     model = head_template()
-    identity = subject_identity(seed, index)
+    identity = spec.identity(seed, index)
     return {"model": model.name, "convention": TRACKING_CONVENTION,
-            "frames": {str(f): frame_params(model, identity, f, NUM_FRAMES).to_dict() for f in range(NUM_FRAMES)}}
+            "frames": {str(f): spec.params(model, identity, f).to_dict() for f in range(spec.num_frames)}}
 
 
-def _render_frame(tmp: Path, seed: int, index: int, subject: str, frame: int) -> None:
+def _render_frame(tmp: Path, seed: int, index: int, subject: str, frame: int, spec: DemoSpec = DEMO) -> None:
     torch.set_num_threads(1)
     extrinsics, K = rig_cameras()
     width, height = FULL_WIDTH // DOWNSCALE, FULL_HEIGHT // DOWNSCALE
     cameras = [Camera(extrinsics[s], K, FULL_WIDTH, FULL_HEIGHT).resized(width, height) for s in SERIALS]
     model = head_template()
-    identity = subject_identity(seed, index)
-    head = build_head(model, identity, np.random.default_rng([seed, index, 1]))
-    colour, alpha = render_posed(model, head, frame_params(model, identity, frame, NUM_FRAMES), cameras)
+    identity = spec.identity(seed, index)
+    head = build_head(model, identity, np.random.default_rng([seed, index, 1]), count=spec.num_gaussians)
+    colour, alpha = render_posed(model, head, spec.params(model, identity, frame), cameras)
     background = _background(height, width)
     frame_dir = tmp / subject / "sequences" / SEQUENCE / f"frame_{frame:05d}"
     for serial, premultiplied, a in zip(SERIALS, colour, alpha, strict=True):
@@ -99,26 +126,26 @@ def _render_frame(tmp: Path, seed: int, index: int, subject: str, frame: int) ->
         write_mask_png(frame_dir / ALPHA_FOLDER / f"cam_{serial}.png", a)
 
 
-def generate(root: Path, seed: int = 0) -> None:
-    """Write the demo dataset into ``root`` (NeRSemble v1 layout), atomically: all of it or nothing."""
+def generate(root: Path, seed: int = 0, spec: DemoSpec = DEMO) -> None:
+    """Write a generated benchmark into ``root`` (NeRSemble v1 layout), atomically: all of it or nothing."""
     try:
-        with atomic_folder(Path(root), f"demo dataset v{DEMO_VERSION}") as tmp:
-            _write(tmp, seed)
+        with atomic_folder(Path(root), f"{spec.name} dataset v{spec.version}") as tmp:
+            _write(tmp, seed, spec)
     except RefusedFolderError as err:
-        raise DatasetError(f"cannot generate the demo: {err}") from None
+        raise DatasetError(f"cannot generate the {spec.name} dataset: {err}") from None
 
 
-def _write(tmp: Path, seed: int) -> None:
+def _write(tmp: Path, seed: int, spec: DemoSpec) -> None:
     extrinsics, K = rig_cameras()
-    for subject in SUBJECTS:
+    for index, subject in enumerate(spec.subjects):
         atomic_write_json(tmp / subject / "camera_params.json", {
             "world_2_cam": {s: m.tolist() for s, m in extrinsics.items()},
             "intrinsics": K.tolist(),
         })
         atomic_write_json(tmp / subject / "annotations" / SEQUENCE / TRACKING_FILE,
-                          tracking_document(seed, SUBJECTS.index(subject)))
-    jobs = [(tmp, seed, index, subject, frame) for index, subject in enumerate(SUBJECTS)
-            for frame in range(NUM_FRAMES)]
+                          tracking_document(seed, index, spec))
+    jobs = [(tmp, seed, index, subject, frame, spec) for index, subject in enumerate(spec.subjects)
+            for frame in range(spec.num_frames)]
     workers = max(1, min(len(jobs), os.cpu_count() or 1))
     if workers == 1:
         for job in jobs:
@@ -126,40 +153,46 @@ def _write(tmp: Path, seed: int) -> None:
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_render_frame, *zip(*jobs, strict=True)))
-    atomic_write_json(tmp / "DEMO.json", {"version": DEMO_VERSION, "seed": seed, "subjects": list(SUBJECTS),
-                                          "sequence": SEQUENCE, "frames": NUM_FRAMES})
+    atomic_write_json(tmp / spec.marker, {"version": spec.version, "seed": seed, "subjects": list(spec.subjects),
+                                          "sequence": SEQUENCE, "frames": spec.num_frames})
 
 
 def demo_root() -> Path:
-    return harness_home() / "data" / f"demo-v{DEMO_VERSION}"
+    return DEMO.root()
 
 
-def is_complete(root: Path) -> bool:
-    marker = root / "DEMO.json"
-    if not marker.exists():
+def is_complete(root: Path, spec: DemoSpec = DEMO) -> bool:
+    marker = root / spec.marker
+    try:
+        return marker.is_file() and json.loads(marker.read_text()).get("version") == spec.version
+    except (OSError, ValueError):
         return False
-    return json.loads(marker.read_text()).get("version") == DEMO_VERSION
 
 
 class DemoDataset(NersembleV1):
     """The demo, generated on first use, then read through the NeRSemble v1 reader."""
 
-    default_root = staticmethod(lambda: demo_root())
+    spec: DemoSpec = DEMO
+
+    @classmethod
+    def default_root(cls) -> Path:
+        return cls.spec.root()
 
     @classmethod
     def generate_if_needed(cls, root: Path | None) -> None:
-        """Write the demo into ``root`` (default: the cache) unless it is there; refuses a folder it did not make."""
-        root = Path(root) if root is not None else demo_root()
-        if not is_complete(root):
-            generate(root)
+        """Write the dataset into ``root`` (default: the cache) unless it is there; refuses a folder it did not
+        make."""
+        root = Path(root) if root is not None else cls.spec.root()
+        if not is_complete(root, cls.spec):
+            generate(root, spec=cls.spec)
 
     @classmethod
     def open(cls, root: Path | None) -> DemoDataset:
-        """Read the demo; never writes (``generate_if_needed`` does)."""
-        root = Path(root) if root is not None else demo_root()
-        if not is_complete(root):
-            raise DatasetError(f"{root} holds no generated demo (no {root / 'DEMO.json'} of version {DEMO_VERSION}); "
-                               "`harness run --dataset demo` generates it")
+        """Read the dataset; never writes (``generate_if_needed`` does)."""
+        root = Path(root) if root is not None else cls.spec.root()
+        if not is_complete(root, cls.spec):
+            raise DatasetError(f"{root} holds no generated {cls.spec.name} (no {root / cls.spec.marker} of version "
+                               f"{cls.spec.version}); `harness run --dataset {cls.spec.name}` generates it")
         return cls(root)
 
     def __init__(self, root: Path) -> None:

@@ -25,6 +25,17 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         obtain="Generated automatically into $HARNESS_HOME/data on first use (about a minute on 2 cores).",
     ))
     register(DatasetSpec(
+        name="demo-sweep",
+        display_name="Demo few-shot sweep (procedural)",
+        target="harness.data.demo_sweep:DemoSweep",
+        description="12 held-out template heads, 8 input frames and 2 novel expressions, 16 cameras, with tracking; "
+                    "for k-input sweeps with statistical power. NeRSemble v1 layout.",
+        protocols={"demo-sweep": "demo/demo-sweep.yaml"},
+        default_protocol="demo-sweep",
+        root_env="HARNESS_DEMO_SWEEP_ROOT",
+        obtain="Generated automatically into $HARNESS_HOME/data on first use (about 2 minutes on 2 cores).",
+    ))
+    register(DatasetSpec(
         name="demo-wild",
         display_name="Demo heads in the wild (procedural photos)",
         target="harness.data.demo_wild:DemoWild",
