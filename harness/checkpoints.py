@@ -103,3 +103,32 @@ def load_checkpoint(path: Path, method: str, head_model: str | None = None, uv_l
                       state=dict(raw.get("state", {})), head_model=raw.get("head_model", ""),
                       uv_layout=raw.get("uv_layout", ""), provenance=dict(raw.get("provenance", {})), path=path,
                       sha256=hashlib.sha256(data).hexdigest())
+
+
+CHECKPOINTS_DIR = "checkpoints"  # under the weights cache: user-supplied and trained full-size checkpoints
+
+
+def checkpoint_summary(checkpoint: Checkpoint | None) -> dict[str, Any] | None:
+    """What a unit's ``info.json`` records of the checkpoint that produced it."""
+    if checkpoint is None:
+        return None
+    return {"file": str(checkpoint.path) if checkpoint.path else None, "sha256": checkpoint.sha256,
+            "synthetic_demo": checkpoint.synthetic_demo, "head_model": checkpoint.head_model,
+            "uv_layout": checkpoint.uv_layout, "training_command": checkpoint.provenance.get("command"),
+            "training_seed": checkpoint.provenance.get("seed"),
+            "data_manifest_sha256": checkpoint.provenance.get("data_manifest_sha256")}
+
+
+def find_checkpoints(root: Path) -> list[tuple[Path, Checkpoint | None, str]]:
+    """Every ``.pt`` under ``root/checkpoints`` with its header (or None and why it cannot be read)."""
+    rows: list[tuple[Path, Checkpoint | None, str]] = []
+    for path in sorted((Path(root) / CHECKPOINTS_DIR).rglob("*.pt")):
+        try:
+            import torch
+
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+            method = raw.get("method", "") if isinstance(raw, dict) else ""
+            rows.append((path, load_checkpoint(path, method), ""))
+        except Exception as err:  # listed as unusable, with the reason
+            rows.append((path, None, str(err).splitlines()[0][:200]))
+    return rows

@@ -229,7 +229,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     registry = get_registry()
     spec = registry.trainer(args.method)
     console = _console()
-    request = TrainRequest(trainer=spec.name, data=Path(args.data), runs_dir=Path(args.runs_dir),
+    request = TrainRequest(trainer=spec.name, data=args.data, runs_dir=Path(args.runs_dir),
+                           data_root=Path(args.data_root) if args.data_root else None,
                            config=_parse_config(args.config), seed=args.seed, steps=args.steps,
                            device=args.device, checkpoint_every=args.checkpoint_every,
                            command="harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -315,6 +316,21 @@ def cmd_weights_status(args: argparse.Namespace) -> int:
     console.print(table)
     console.print("verified: matches the published checksum; recorded: matches the checksum recorded when the "
                   "harness fetched it; unverified: no checksum known")
+    from harness.checkpoints import CHECKPOINTS_DIR, find_checkpoints
+
+    found = find_checkpoints(weights_dir())
+    if found:
+        checkpoints = Table(title=f"method checkpoints in {weights_dir() / CHECKPOINTS_DIR}", title_justify="left")
+        for col in ("method", "kind", "head model", "sha256", "path"):
+            checkpoints.add_column(col, overflow="fold")
+        for path, checkpoint, why in found:
+            if checkpoint is None:
+                checkpoints.add_row("-", f"[red]unusable[/red] ({why})", "-", "-", str(path))
+            else:
+                kind = "synthetic-demo stand-in" if checkpoint.synthetic_demo else "full"
+                checkpoints.add_row(checkpoint.method, kind, checkpoint.head_model, checkpoint.sha256[:16],
+                                    str(path))
+        console.print(checkpoints)
     bad = [r for r in rows if not r.usable]
     if bad:
         names = sorted({r.source for r in bad})
@@ -447,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser("train", help="train a method's networks (resumes the same command after a kill)")
     p_train.add_argument("method")
-    p_train.add_argument("--data", required=True, help="a corpus folder made by `harness synth`")
+    p_train.add_argument("--data", required=True,
+                         help="a corpus folder made by `harness synth`, or DATASET:SPLIT (e.g. ava256:train)")
+    p_train.add_argument("--data-root", help="the dataset folder, for DATASET:SPLIT")
     p_train.add_argument("--runs-dir", default=str(default_runs_dir()))
     p_train.add_argument("--config", action="append", default=[], metavar="KEY=VALUE")
     p_train.add_argument("--seed", type=int, default=0)

@@ -21,6 +21,7 @@ import numpy as np
 from harness.api.method import Method
 from harness.api.specs import MethodSpec, load_target
 from harness.api.types import EvalUnit, Target, View, ViewRef
+from harness.checkpoints import checkpoint_summary
 from harness.data.adapter import DatasetAdapter
 from harness.data.errors import ProtocolError
 from harness.data.protocol import Protocol, expand_with_dataset
@@ -31,6 +32,7 @@ from harness.plugins.registry import Registry
 from harness.provenance import collect, resolve_device
 from harness.safepath import inside
 from harness.store import RunStore
+from harness.threads import use_cpu_threads
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -229,7 +231,9 @@ def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: 
             "method_version": prepared.spec.version,
             "config": prepared.config,
             "seed": seed,
-            "checkpoint_sha256": getattr(method, "checkpoint_sha256", None),
+            "checkpoint_sha256": getattr(method, "checkpoint_sha256", None)
+            or getattr(getattr(method, "checkpoint", None), "sha256", None),
+            "checkpoint": checkpoint_summary(getattr(method, "checkpoint", None)),
             "timings_s": {"reconstruct": t1 - t0, "render": t2 - t1},
             "memory": _peak_memory_mb(device),
             "targets": len(targets),
@@ -294,6 +298,7 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
 
     startup = time.perf_counter() - wall0
     device = resolve_device(request.device)
+    threads = use_cpu_threads() if device == "cpu" else None
     prepared = prepare(request, registry)
     store = prepared.store
     store.root.mkdir(parents=True, exist_ok=True)
@@ -315,6 +320,7 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
         "metrics_s": scored.metric_seconds,
         "other_s": other,
         "other_share": other / wall if wall > 0 else 0.0,
+        "cpu_threads": threads,
         "units_predicted": predicted.done,
         "units_skipped": predicted.skipped,
     }

@@ -375,3 +375,23 @@ def test_a_plugin_calling_sys_exit_at_import_is_only_a_failure(tmp_path: Path) -
     finally:
         sys.path.remove(str(tmp_path))
     assert [f.plugin for f in registry.failures] == ["exits"] and "SystemExit" in registry.failures[0].error
+
+
+# the demo stays fast on a busy machine -------------------------------------------------------------------------
+
+def test_cpu_threads_follow_the_free_cores(monkeypatch) -> None:
+    import os
+
+    from harness import threads
+
+    monkeypatch.delenv("HARNESS_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.3, 2.0, 1.0))
+    assert threads.cpu_threads() == 1  # both cores busy with other work: one thread, never zero
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert threads.cpu_threads() == 2
+    monkeypatch.setenv("HARNESS_THREADS", "3")
+    assert threads.cpu_threads() == 3
+    monkeypatch.setenv("HARNESS_THREADS", "many")
+    with pytest.raises(SystemExit, match="HARNESS_THREADS"):
+        threads.cpu_threads()

@@ -153,3 +153,18 @@ def test_corrupt_or_code_carrying_checkpoints_are_refused(tmp_path: Path) -> Non
     assert not marker.exists()
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "absent.pt", "tiny")
+
+
+def test_weights_status_lists_method_checkpoints(tmp_path: Path, monkeypatch, capsys) -> None:
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    monkeypatch.setenv("COLUMNS", "300")
+    folder = tmp_path / "weights" / "checkpoints" / "tiny"
+    folder.mkdir(parents=True)
+    sha = save_checkpoint(Checkpoint("tiny", {}, {"w": torch.ones(1)}, head_model="open-head-template",
+                                     provenance={"synthetic_demo": True}), folder / "model.pt")
+    (folder / "broken.pt").write_bytes(b"\x00" * 10)
+    main(["weights", "status"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "synthetic-demo stand-in" in out and sha[:16] in out and "unusable" in out

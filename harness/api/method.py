@@ -20,6 +20,8 @@ class Method(Protocol):
 
     ``render`` returns one float32 array per target, shape (H, W, 4) RGBA or (H, W, 3) RGB, values in [0, 1], at the
     target camera's resolution. A method whose weights are missing raises ``MissingWeightsError`` from ``load``.
+    A learned method sets ``checkpoint`` (a ``harness.checkpoints.Checkpoint``) in ``load``: the runner records
+    its sha256, provenance and whether it is a synthetic-demo stand-in in every unit's ``info.json``.
     """
 
     def load(self, device: str, config: Mapping[str, Any]) -> None: ...
