@@ -29,7 +29,7 @@ from harness.render.gaussians import Gaussians
 from harness.render.renderer import camera_tensors, render
 
 DEFAULTS: dict[str, Any] = {
-    "num_gaussians": 12000, "steps": 60, "lr": 0.02, "fit_scale": 0.5, "splat_size": 0.4, "head_model": "template",
+    "num_gaussians": 6000, "steps": 40, "lr": 0.02, "fit_scale": 0.5, "splat_size": 0.4, "head_model": "template",
 }
 
 # Colours are taken only where the surface faces the camera: at grazing angles pixels mix with the background.

@@ -17,9 +17,9 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         description="Gaussians bound to the tracked head mesh and fitted to the source views by gradient descent, "
                     "with no learned prior; driven by the target's head parameters. The baseline every learned "
                     "prior must beat.",
-        version="1",
+        version="2",
         licence="Apache-2.0",
         status="reference",
         capabilities=Capabilities(inputs="few", animatable=True, full_head=True, needs_tracking=True),
-        default_config={"num_gaussians": 12000, "steps": 60, "fit_scale": 0.5},
+        default_config={"num_gaussians": 6000, "steps": 40, "fit_scale": 0.5},
     ))
