@@ -1,6 +1,6 @@
 """The demo few-shot sweep: 12 held-out template heads (their own identity stream, see ``harness.synth.streams``),
 8 input frames of the demo's motion and 2 frames at novel expressions none of the inputs shows, from the 16-camera
-rig, written in the NeRSemble v1 layout with tracking, like the demo. Generated on first use (about 2 minutes on 2
+rig, written in the NeRSemble v1 layout with tracking, like the demo. Generated on first use (about 4 minutes on 2
 cores); protocol ``demo-sweep`` takes k = 1, 3, 8 inputs and scores the novel expressions on all 16 cameras, with
 enough subjects that paired comparisons have power.
 """

@@ -33,7 +33,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         protocols={"demo-sweep": "demo/demo-sweep.yaml"},
         default_protocol="demo-sweep",
         root_env="HARNESS_DEMO_SWEEP_ROOT",
-        obtain="Generated automatically into $HARNESS_HOME/data on first use (about 2 minutes on 2 cores).",
+        obtain="Generated automatically into $HARNESS_HOME/data on first use (about 4 minutes on 2 cores).",
     ))
     register(DatasetSpec(
         name="demo-wild",
