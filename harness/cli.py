@@ -4,6 +4,7 @@ so ``harness ls`` and ``harness plugins`` stay fast and torch-free."""
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,12 @@ def _parse_config(items: Sequence[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"harness: --config expects KEY=VALUE, got {item!r}")
-        config[key] = yaml.safe_load(value)
+        try:
+            config[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = " ".join(str(getattr(err, "problem", None) or err).split())
+            raise SystemExit(f"harness: --config {item!r}: the value of {key} is not valid YAML ({problem}); "
+                             f"quote it to pass it as a string, e.g. --config '{key}=\"{value}\"'") from None
     return config
 
 
@@ -69,7 +75,7 @@ def cmd_datasets_check(args: argparse.Namespace) -> int:
     registry = get_registry()
     spec = registry.dataset(args.name)
     protocol = resolve_protocol(spec, args.protocol) if args.protocol else None
-    inventory = check_dataset(spec, args.data_root, protocol)
+    inventory = check_dataset(spec, args.data_root, protocol, deep=args.deep)
     console = _console()
     console.print(f"[bold]{spec.title}[/bold] ({inventory.layout}) at {inventory.root}")
     console.print_json(data=inventory.found) if inventory.found else console.print("found: nothing")
@@ -162,6 +168,8 @@ def _print_problems(console: Any, failed: Sequence[tuple[str, str]], scored: Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import shlex
+
     from harness.runner import RunRequest, run
 
     registry = get_registry()
@@ -170,13 +178,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         method=args.method, dataset=args.dataset, protocol=args.protocol,
         data_root=Path(args.data_root) if args.data_root else None, runs_dir=Path(args.runs_dir),
         config=_parse_config(args.config), seed=args.seed, device=args.device, executor=args.executor,
-        strict_metrics=args.strict,
+        strict_metrics=args.strict, wait=args.wait,
+        command="harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     for failure in registry.failures:
         console.print(f"[yellow]plugin {failure.plugin} ({failure.distribution or 'no distribution'}) failed to load "
                       f"at {failure.stage}:[/yellow] {failure.error}", markup=True)
     with _Progress(console) as progress:
-        result = run(request, registry, progress)
+        result = run(request, registry, progress,
+                     notify=lambda message: console.print(message, style="yellow", markup=False))
     _print_results(console, result["scored"], registry)
     timing = result["record"]["timing"]
     console.print(f"time: {timing['wall_s']:.1f} s wall: torch import {timing['torch_import_s']:.1f} s, "
@@ -257,16 +267,21 @@ def cmd_score(args: argparse.Namespace) -> int:
     from harness.provenance import resolve_device
     from harness.report.summary import write_run_report
     from harness.scoring.scorer import score_run
+    from harness.store import RunStore
 
     registry = get_registry()
     console = _console()
     run_dir = Path(args.run_dir)
-    prepare_external_run(run_dir, registry, args.dataset, args.protocol, args.data_root, args.method_name)
-    with _Progress(console) as progress:
-        scored = score_run(run_dir, registry, device=resolve_device(args.device), progress=progress,
-                           strict=args.strict)
-    _print_results(console, scored, registry)
-    report, site = write_run_report(run_dir, registry)
+    if not run_dir.is_dir():
+        raise SystemExit(f"harness: {run_dir} is not a folder")
+    # The run folder's lock, as `harness run` takes it: never score a folder a run is still writing.
+    with RunStore(run_dir).lock(command="harness " + " ".join(sys.argv[1:])):
+        prepare_external_run(run_dir, registry, args.dataset, args.protocol, args.data_root, args.method_name)
+        with _Progress(console) as progress:
+            scored = score_run(run_dir, registry, device=resolve_device(args.device), progress=progress,
+                               strict=args.strict)
+        _print_results(console, scored, registry)
+        report, site = write_run_report(run_dir, registry)
     console.print(f"metrics: {run_dir / 'metrics.parquet'}")
     console.print(f"summary: {report}")
     console.print(f"report: {site}")
@@ -370,7 +385,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         path = run_dir / "metrics.parquet"
         if not path.is_file():
             raise SystemExit(f"harness: {path} does not exist; score the run first (harness score {run_dir})")
-        frames.append(pl.read_parquet(path))
+        try:
+            frames.append(pl.read_parquet(path))
+        except Exception as err:  # polars raises its own error types for a damaged file
+            raise SystemExit(f"harness: {path} is not a readable Parquet table ({type(err).__name__}: {err}); "
+                             f"score the run again (harness score {run_dir})") from None
     try:
         result = compare(frames[0], frames[1], n_boot=args.bootstrap, seed=args.seed,
                          variants=[args.variant] if args.variant else None)
@@ -450,6 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p_run.add_argument("--executor", default="local")
     p_run.add_argument("--strict", action="store_true", help="a metric that cannot run (missing weights) is an error")
+    p_run.add_argument("--wait", action="store_true",
+                       help="if another process is running in the same run folder, wait for it instead of exiting")
     p_run.set_defaults(func=cmd_run)
 
     p_synth = sub.add_parser("synth", help="generate (or finish) a synthetic head corpus for training")
@@ -496,6 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_check.add_argument("name", help="dataset name (see `harness ls datasets`)")
     p_check.add_argument("--data-root", help="the folder (default: flag > environment variable > config entry)")
     p_check.add_argument("--protocol", help="also check every view this protocol's units need")
+    p_check.add_argument("--deep", action="store_true",
+                         help="decode every frame of every file (slow); default: headers, sizes and file ends")
     p_check.set_defaults(func=cmd_datasets_check)
 
     p_compare = sub.add_parser("compare", help="paired comparison of two scored runs on the units they share")
@@ -546,12 +569,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.jsonio import RefusedFolderError
     from harness.report.errors import ReportInputError
     from harness.safepath import UnsafePathError
+    from harness.store import RunFolderError
 
     try:
         return int(args.func(args) or 0)
     except (UnknownNameError, DatasetError, ProtocolError, MissingWeightsError, MetricsUnavailableError,
-            UnsafePathError, RefusedFolderError, ReportInputError, CheckpointError, CorpusError, TrainingError) as err:
+            UnsafePathError, RefusedFolderError, ReportInputError, CheckpointError, CorpusError, TrainingError,
+            RunFolderError) as err:
         print(f"harness: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(f"harness: disk full while writing {err.filename or 'a file'}; nothing committed was lost (every "
+              "file is written whole or not at all): free some space and run the same command again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\nharness: interrupted; run the same command again to resume", file=sys.stderr)

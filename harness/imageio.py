@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+# The most pixels an image file may declare. Set explicitly (PIL's default only warns up to twice its own limit,
+# and decodes): a header claiming more is refused by ``read_image``/``read_mask`` before any pixel is decoded. It
+# holds every dataset frame (NeRSemble 2200x3208, Ava-256 4096x2668) and a 108-megapixel phone photo.
+MAX_IMAGE_PIXELS = 128_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 class ImageReadError(RuntimeError):
     """An image file is missing, truncated or not an image; the message names the file."""
 
 
+@contextmanager
+def _decoding(path: Path, what: str) -> Iterator[None]:
+    """Turn every way decoding ``path`` can fail into an ``ImageReadError`` naming the file.
+
+    PIL's decompression-bomb warning is raised as an error here, so an oversized header is refused, never decoded.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except FileNotFoundError:
+        raise ImageReadError(f"missing {what} file {path}") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{what} file {path} is a folder, not a file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageReadError(f"{what} file {path} is refused: {err} (limit: MAX_IMAGE_PIXELS = "
+                             f"{MAX_IMAGE_PIXELS} pixels)") from None
+    except MemoryError:
+        raise ImageReadError(f"{what} file {path} does not fit in memory when decoded") from None
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, EOFError, struct.error, ...
+        raise ImageReadError(f"unreadable {what} file {path}: {type(err).__name__}: {err}") from None
+
+
 def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read an 8/16-bit PNG/JPEG or a float ``.npy``; returns (RGB float32 HxWx3, alpha HxW or None)."""
     if path.suffix == ".npy":
         return _read_npy(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            array = _pil_to_float(img)
-    except FileNotFoundError:
-        raise ImageReadError(f"missing image file {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageReadError(f"unreadable image file {path}: {err}") from None
+    with _decoding(path, "image"), Image.open(path) as img:
+        img.load()
+        array = _pil_to_float(img)
     if array.shape[-1] == 4:
         return np.ascontiguousarray(array[..., :3]), np.ascontiguousarray(array[..., 3])
     return array, None
@@ -39,12 +66,12 @@ def _pil_to_float(img: Image.Image) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    try:
+    with _decoding(path, "array"):
         array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise ImageReadError(f"missing image file {path}") from None
-    except (OSError, ValueError) as err:
-        raise ImageReadError(f"unreadable array file {path}: {err}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive saved under a .npy name
+        raise ImageReadError(f"array file {path} is an archive of arrays, not one (H, W, 3|4) array")
+    if array.dtype.kind not in "fiu":
+        raise ImageReadError(f"array file {path} holds {array.dtype} values; expected numbers (float in [0, 1])")
     if array.ndim != 3 or array.shape[-1] not in (3, 4):
         raise ImageReadError(f"array file {path} has shape {array.shape}; expected (H, W, 3) or (H, W, 4)")
     array = array.astype(np.float32, copy=False)
@@ -55,14 +82,9 @@ def _read_npy(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 def read_mask(path: Path) -> np.ndarray:
     """Read a single-channel mask (first channel of a colour file) as float32 HxW in [0, 1]."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            array = np.asarray(img)
-    except FileNotFoundError:
-        raise ImageReadError(f"missing mask file {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageReadError(f"unreadable mask file {path}: {err}") from None
+    with _decoding(path, "mask"), Image.open(path) as img:
+        img.load()
+        array = np.asarray(img)
     if array.ndim == 3:
         array = array[..., 0]
     scale = 65535.0 if array.dtype == np.uint16 else 255.0 if array.dtype == np.uint8 else 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,8 +26,23 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def naming(err: OSError, path: Path) -> OSError:
+    """``err`` with ``path`` as its file name when it has none (a failed write on an open file names nothing), so
+    the CLI can say which file a full disk stopped."""
+    if err.filename:
+        return err
+    code = err.errno
+    if code is None:  # polars and pyarrow say "... (os error 28)" without setting errno
+        match = re.search(r"os error (\d+)", str(err))
+        code = int(match.group(1)) if match else None
+    if code is None:
+        return err
+    return OSError(code, os.strerror(code), str(path))
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees either the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that a reader sees either the old file or the whole new one; on any error the
+    temporary file is removed and the old file is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -35,6 +51,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        named = naming(err, path)
+        if named is err:
+            raise
+        raise named from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -53,6 +53,8 @@ class RunRequest:
     device: str = "auto"
     executor: str = "local"
     strict_metrics: bool = False
+    wait: bool = False  # another process holds the run folder's lock: wait for it (else refuse at once)
+    command: str = ""  # what started the run, written into the lock file for a second run to name
 
 
 @dataclass
@@ -87,6 +89,12 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
     adapter = open_dataset(dataset_spec, request.data_root, protocol, generate=True)
     config = {**spec.default_config, **request.config}
     units, listing = expand_with_dataset(protocol, adapter)
+    if not units:
+        where = getattr(adapter, "root", None) or dataset_root(dataset_spec, request.data_root)
+        raise ProtocolError(f"protocol {protocol.label} of dataset {dataset_spec.name} gives 0 units on "
+                            f"{where or 'the dataset'}: its subjects, sequences, frames or cameras match nothing "
+                            f"there; nothing to run (check the folder with `harness datasets check "
+                            f"{dataset_spec.name}`)")
     identity = {
         "method": spec.name,
         "method_version": spec.version,
@@ -219,11 +227,13 @@ def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: 
         t2 = time.perf_counter()
         if len(images) != len(targets):
             raise RenderError(f"unit {unit.name}: method returned {len(images)} images for {len(targets)} targets")
+        written = []
         for target, image in zip(targets, images, strict=True):
             array = check_render(image, target, unit.name)
             alpha = array[..., 3] if array.shape[2] == 4 else None
-            write_png(inside(staging, staging / RunStore.relative_prediction(target.ref), "prediction"),
-                      array[..., :3], alpha)
+            relative = RunStore.relative_prediction(target.ref)
+            write_png(inside(staging, staging / relative, "prediction"), array[..., :3], alpha)
+            written.append(relative.as_posix())
         info = {
             "unit": unit.name,
             "unit_key": prepared.unit_key(unit),
@@ -237,6 +247,7 @@ def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: 
             "timings_s": {"reconstruct": t1 - t0, "render": t2 - t1},
             "memory": _peak_memory_mb(device),
             "targets": len(targets),
+            "files": written,  # resume counts the unit done only while every one of these is present
         }
         store.commit_unit(unit.name, staging, info)
         return t2 - t0
@@ -257,7 +268,7 @@ def predict(prepared: PreparedRun, registry: Registry, device: str,
     store.clean_staging()
     summary = PredictSummary()
     pending = [u for u in prepared.units
-               if u.name not in prepared.skipped and not store.is_done(u.name, prepared.unit_key(u))]
+               if u.name not in prepared.skipped and not store.is_done(u.name, prepared.unit_key(u), u.targets)]
     summary.skipped = len(prepared.units) - len(pending)
     if progress:
         progress("predict", summary.skipped, len(prepared.units))
@@ -288,11 +299,14 @@ def predict(prepared: PreparedRun, registry: Registry, device: str,
     return summary
 
 
-def run(request: RunRequest, registry: Registry, progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Predict every unit, score the run, write its summary; returns what the CLI prints."""
-    from harness.report.summary import write_run_report
-    from harness.scoring.scorer import score_run
+def run(request: RunRequest, registry: Registry, progress: ProgressCallback | None = None,
+        notify: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Predict every unit, score the run, write its summary; returns what the CLI prints.
 
+    The whole run, scoring included, holds the run folder's lock: a second run of the same command is refused
+    with the holder named (``RunLockedError``), or waits for it with ``request.wait`` (``notify`` is told whom it
+    waits for).
+    """
     wall0 = time.perf_counter()
     import torch  # noqa: F401  (timed on its own: a fixed start-up cost, not per-unit overhead)
 
@@ -300,8 +314,18 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
     device = resolve_device(request.device)
     threads = use_cpu_threads() if device == "cpu" else None
     prepared = prepare(request, registry)
-    store = prepared.store
-    store.root.mkdir(parents=True, exist_ok=True)
+    asked = time.perf_counter()
+    with prepared.store.lock(wait=request.wait, command=request.command, on_wait=notify):
+        waited = time.perf_counter() - asked  # time spent waiting for another run is not this run's time
+        return _run_locked(prepared, registry, device, progress, wall0 + waited, startup, threads)
+
+
+def _run_locked(prepared: PreparedRun, registry: Registry, device: str, progress: ProgressCallback | None,
+                wall0: float, startup: float, threads: Any) -> dict[str, Any]:
+    from harness.report.summary import write_run_report
+    from harness.scoring.scorer import score_run
+
+    request, store = prepared.request, prepared.store
     record = run_record(prepared, registry, device)
     store.write_run(record)
     predicted = predict(prepared, registry, device, progress)

@@ -2,7 +2,8 @@
 
     RUN_DIR/
       run.json                                identity, config, provenance (written at start, updated at end)
-      predictions/{unit}/info.json            written last: its presence marks the unit done
+      .lock                                   flock'ed by the one run that works in the folder (holder inside)
+      predictions/{unit}/info.json            written last: with every file it lists, marks the unit done
       predictions/{unit}/{subject}/{sequence}/frame_{t:05d}/cam_{camera}.png
       failures/{unit}.json                    why a unit produced no predictions (retried on resume)
       scores/{unit}.parquet                   per-unit metric rows (reused while prediction hashes match)
@@ -14,9 +15,16 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import json
 import os
 import shutil
+import socket
 import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +33,24 @@ from harness.jsonio import atomic_write_json, read_json
 from harness.safepath import check_name, inside
 
 PREDICTION_EXTENSIONS = (".png", ".npy", ".jpg")
+LOCK_FILE = ".lock"
+
+
+class RunFolderError(ValueError):
+    """A run folder's own file (run.json, a table) is unreadable or malformed; the message names the file."""
+
+
+class RunLockedError(RunFolderError):
+    """Another process holds the run folder's lock; the message names the holder (pid, host, start time)."""
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+        return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')} (started {info.get('started', '?')}: "
+                f"{info.get('command') or 'harness'})")
+    except (OSError, ValueError, AttributeError):
+        return "another process (its details are not written yet)"
 
 
 class RunStore:
@@ -80,20 +106,85 @@ class RunStore:
                 return inside(self.root, candidate, "prediction")
         return base / self.relative_prediction(ref)
 
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @contextmanager
+    def lock(self, wait: bool = False, command: str = "",
+             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the run folder's exclusive lock (``fcntl.flock`` on ``.lock``) for the length of the block.
+
+        The holder's pid, host and start time are written into the lock file. If another process holds it, raise
+        ``RunLockedError`` naming that holder, or with ``wait`` tell ``on_wait`` who holds it and block until it is
+        released. The lock goes with the process: a killed run never leaves a stale lock behind.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                holder = _holder(self.lock_path)
+                if not wait:
+                    raise RunLockedError(f"run folder {self.root} is in use by {holder}; wait for it to finish, "
+                                         "or pass --wait to wait for it") from None
+                if on_wait is not None:
+                    on_wait(f"run folder {self.root} is in use by {holder}; waiting for it to finish")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            record = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "started": datetime.now(UTC).isoformat(timespec="seconds"), "command": command}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock; the file stays (removing it would let two processes lock two files)
+
     def read_run(self) -> dict[str, Any]:
-        return read_json(self.run_json)
+        try:
+            data = read_json(self.run_json)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as err:
+            raise RunFolderError(f"{self.run_json} is not readable JSON ({err}); it is the run's record: restore "
+                                 "it, or delete the run folder and run again") from None
+        if not isinstance(data, dict):
+            raise RunFolderError(f"{self.run_json} holds a {type(data).__name__}, not the run's record (a mapping)")
+        return data
 
     def write_run(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.run_json, data)
 
-    def is_done(self, unit: str, unit_key: str) -> bool:
+    def is_done(self, unit: str, unit_key: str, targets: Sequence[ViewRef] | None = None) -> bool:
+        """Whether ``unit`` is committed for ``unit_key`` and complete: every file its info.json lists (and, with
+        ``targets``, exactly one prediction per target) is present as a file. A unit missing any is redone."""
         path = self.info_path(unit)
         if not path.exists():
             return False
         try:
-            return read_json(path).get("unit_key") == unit_key
+            info = read_json(path)
         except (OSError, ValueError):
             return False
+        if not isinstance(info, dict) or info.get("unit_key") != unit_key:
+            return False
+        listed = info.get("files")
+        if listed is not None and (not isinstance(listed, list) or not all(isinstance(f, str) for f in listed)):
+            return False
+        base = self.unit_dir(unit)
+        if targets is not None:
+            expected = sorted(self.relative_prediction(ref).as_posix() for ref in targets)
+            if listed is not None and sorted(listed) != expected:
+                return False
+            listed = expected
+        for name in listed or []:
+            try:
+                if not inside(self.root, base / name, "prediction").is_file():
+                    return False
+            except ValueError:
+                return False
+        return True
 
     def begin_unit(self, unit: str) -> Path:
         """A fresh staging folder for a unit's predictions; committed with ``commit_unit``."""

@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from harness.report.errors import ReportInputError
 from harness.report.runs import load_run
 from harness.report.tables import headline_variant
 from harness.scoring.statistics import summarise
@@ -32,8 +33,8 @@ SCHEMA_VERSION = 1
 SOURCES = ("paper", "measured")
 
 
-class LeaderboardError(ValueError):
-    pass
+class LeaderboardError(ReportInputError):
+    """``leaderboard.yaml`` cannot be used; the message names the file and where it goes wrong."""
 
 
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
@@ -42,7 +43,16 @@ def _read(path: Path) -> tuple[str, dict[str, Any]]:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LeaderboardError(f"missing leaderboard file {path}") from None
-    raw = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as err:
+        raise LeaderboardError(f"leaderboard file {path} cannot be read: {err}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise LeaderboardError(f"leaderboard file {path} is not valid YAML{at}: {' '.join(str(problem).split())} "
+                               "(plain YAML only: no tags such as !!python/...)") from None
     _validate(raw, path)
     return text, raw
 
@@ -55,8 +65,12 @@ def _validate(raw: Any, path: Path) -> None:
     if not isinstance(raw, dict) or raw.get("schema_version") != SCHEMA_VERSION:
         raise LeaderboardError(f"{path}: expected schema_version: {SCHEMA_VERSION}")
     entries = raw.get("entries") or []
+    if not isinstance(entries, list):
+        raise LeaderboardError(f"{path}: entries must be a list, got a {type(entries).__name__}")
     for i, entry in enumerate(entries):
         where = f"{path}: entries[{i}]"
+        if not isinstance(entry, dict):
+            raise LeaderboardError(f"{where} must be a mapping, got a {type(entry).__name__}")
         for key in ("method", "dataset", "protocol", "source", "metrics"):
             if key not in entry:
                 raise LeaderboardError(f"{where} has no {key!r}")

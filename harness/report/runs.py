@@ -11,7 +11,7 @@ import polars as pl
 from harness.jsonio import read_json
 from harness.report.errors import ReportInputError
 from harness.safepath import UnsafePathError, check_name
-from harness.store import RunStore
+from harness.store import RunFolderError, RunStore
 
 
 @dataclass
@@ -47,18 +47,43 @@ def load_run(root: Path) -> RunData:
         raise ReportInputError(f"{root} is not a run folder (no run.json)")
     if not store.metrics_path.exists():
         raise ReportInputError(f"{root} has not been scored (no metrics.parquet); run `harness score {root}`")
-    run = store.read_run()
+    try:
+        run = store.read_run()
+    except RunFolderError as err:
+        raise ReportInputError(str(err)) from None
     try:
         for key in ("run_id", "method", "dataset", "protocol"):
             check_name(str(run.get(key, "")), f"{store.run_json}: {key}")
     except UnsafePathError as err:
         raise ReportInputError(str(err)) from None
-    units = [read_json(p) for p in sorted(store.root.glob("predictions/*/info.json"))]
-    problems = read_json(store.scoring_errors_path) if store.scoring_errors_path.exists() else {}
-    unavailable = {item["metric"]: item["reason"] for item in problems.get("unavailable_metrics", [])}
-    return RunData(store.root, run, pl.read_parquet(store.metrics_path),
-                   pl.read_parquet(store.images_path) if store.images_path.exists() else pl.DataFrame(), units,
+    units = [_json(p, "run the same `harness run` command again to redo that unit")
+             for p in sorted(store.root.glob("predictions/*/info.json"))]
+    problems = (_json(store.scoring_errors_path, f"score the run again (harness score {root})")
+                if store.scoring_errors_path.exists() else {})
+    try:
+        unavailable = {item["metric"]: item["reason"] for item in problems.get("unavailable_metrics", [])}
+    except (AttributeError, KeyError, TypeError):
+        raise ReportInputError(f"{store.scoring_errors_path} is malformed; score the run again "
+                               f"(harness score {root})") from None
+    return RunData(store.root, run, _table(store.metrics_path, root),
+                   _table(store.images_path, root) if store.images_path.exists() else pl.DataFrame(), units,
                    unavailable)
+
+
+def _json(path: Path, fix: str) -> Any:
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as err:
+        raise ReportInputError(f"{path} is not readable JSON ({err}); {fix}") from None
+
+
+def _table(path: Path, root: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except Exception as err:  # polars raises its own error types for a damaged file
+        raise ReportInputError(f"{path} is not a readable Parquet table ({type(err).__name__}: "
+                               f"{' '.join(str(err).split())[:200]}); score the run again "
+                               f"(harness score {root})") from None
 
 
 def load_runs(roots: list[Path]) -> list[RunData]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.scoring.sources import DINO_BACKBONE, DINO_HUB_REPO, DREAMSIM_DIR, DREAMSIM_ENSEMBLE
+from harness.scoring.sources import DINO_BACKBONE, DINO_HUB_REPO, DREAMSIM_DIR, DREAMSIM_ENSEMBLE, loading
 from harness.scoring.torchhub import torch_hub_dir
 from harness.scoring.values import Features, MetricValues
 from harness.weights import require, weights_dir
@@ -65,7 +65,7 @@ class DreamSim:
         from dreamsim import dreamsim
 
         cache = weights_dir() / DREAMSIM_DIR
-        with torch_hub_dir(cache):
+        with loading("DreamSim", [DREAMSIM_ENSEMBLE, DINO_BACKBONE, DINO_HUB_REPO]), torch_hub_dir(cache):
             model, _ = dreamsim(pretrained=True, device=device, cache_dir=str(cache), dreamsim_type="ensemble")
         self.model = model
         self.device = device

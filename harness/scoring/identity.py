@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.scoring.sources import ARCFACE, INSIGHTFACE_DIR
+from harness.scoring.sources import ARCFACE, INSIGHTFACE_DIR, loading
 from harness.scoring.values import Features, MetricValues
 from harness.weights import require
 
@@ -60,11 +60,23 @@ class IdentityModel:
             if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
                 providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         ctx = 0 if providers[0] == "CUDAExecutionProvider" else -1
-        self.detector = model_zoo.get_model(str(self.files[0]), providers=providers)
-        self.detector.prepare(ctx, input_size=DET_SIZE, det_thresh=DET_THRESHOLD)
-        self.recognizer = model_zoo.get_model(str(self.files[1]), providers=providers)
-        self.recognizer.prepare(ctx)
+        self.detector = self._model(model_zoo, self.files[0], providers)
+        with loading("CSIM", [ARCFACE], self.files[:1]):
+            self.detector.prepare(ctx, input_size=DET_SIZE, det_thresh=DET_THRESHOLD)
+        self.recognizer = self._model(model_zoo, self.files[1], providers)
+        with loading("CSIM", [ARCFACE], self.files[1:]):
+            self.recognizer.prepare(ctx)
         self.identity = f"csim-v1|det{DET_SIZE}|thr{DET_THRESHOLD}|{_fingerprint(self.files)}"
+
+    @staticmethod
+    def _model(model_zoo: Any, path: Path, providers: list[str]) -> Any:
+        """One ONNX model of the pack; a file onnxruntime cannot read, or one insightface does not recognise as a
+        detector or recognizer, is named as corrupt with the fix."""
+        with loading("CSIM", [ARCFACE], [path]):
+            model = model_zoo.get_model(str(path), providers=providers)
+            if model is None:
+                raise ValueError(f"{path.name} is not a model insightface recognises")
+        return model
 
     def keypoints(self, image_bgr: np.ndarray) -> np.ndarray | None:
         _, kpss = self.detector.detect(image_bgr, max_num=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from harness.api.specs import WeightsSpec
-from harness.scoring.sources import LPIPS_ALEX, LPIPS_VGG, TORCH_HUB
+from harness.scoring.sources import LPIPS_ALEX, LPIPS_VGG, TORCH_HUB, loading
 from harness.scoring.torchhub import torch_hub_dir
 from harness.weights import require
 
@@ -22,7 +22,7 @@ class _LPIPS:
         root = require(self.weights, f"LPIPS-{self.net}")
         import lpips
 
-        with torch_hub_dir(root / TORCH_HUB):
+        with loading(f"LPIPS-{self.net}", [self.weights]), torch_hub_dir(root / TORCH_HUB):
             model = lpips.LPIPS(net=self.net, version="0.1", verbose=False)
         self.model = model.eval().requires_grad_(False).to(device)
         self.device = device

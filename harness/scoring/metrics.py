@@ -2,6 +2,10 @@
 
 Conventions (shown in every report):
 - PSNR: data_range 1.0, per image, MSE accumulated in float64.
+- Every per-image value is reduced from that image alone, in a fixed order (the image made contiguous, summed by
+  numpy in float64 on the CPU), so it is bitwise the same whatever the batch it came in, its memory layout or the
+  thread count; PSNR is also bitwise the same scored on CPU or GPU (the squared differences of float32 values are
+  exact in float64, only the sum rounds).
 - SSIM: per image, RGB (mean over channels), Gaussian window 11 taps with sigma 1.5, K1 0.01, K2 0.03,
   data_range 1.0, population (not sample) covariance, averaged over the valid region (no padding). This equals
   scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
@@ -11,6 +15,7 @@ Conventions (shown in every report):
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,10 +30,21 @@ def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
                          f"{tuple(gt.shape)}")
 
 
+def _image_mean(values: torch.Tensor) -> float:
+    """The float64 mean of one image's values, in an order fixed by the image alone."""
+    array = values.detach().contiguous().double().cpu().numpy()
+    return float(np.add.reduce(array.ravel(), dtype=np.float64) / array.size)
+
+
+def _per_image(values: list[float], like: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float64, device=like.device)
+
+
 def psnr(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     _check(pred, gt)
-    mse = (pred.double() - gt.double()).square().flatten(1).mean(dim=1)
-    return 10.0 * torch.log10(data_range**2 / mse)
+    mse = np.array([_image_mean((p.double() - g.double()).square()) for p, g in zip(pred, gt, strict=True)])
+    with np.errstate(divide="ignore"):
+        return _per_image((10.0 * np.log10(data_range**2 / mse)).tolist(), pred)
 
 
 def _gaussian_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -49,7 +65,18 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0) -> torch
     _check(pred, gt)
     if min(pred.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(pred.shape[-2:])}")
-    x, y = pred.float(), gt.float()
+    return _per_image([_ssim_one(_canonical(p), _canonical(g), data_range)
+                       for p, g in zip(pred, gt, strict=True)], pred)
+
+
+def _canonical(image: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) -> (1, C, H, W) float32 in one fixed memory layout (channels last: how decoded images arrive, so
+    usually no copy), whatever layout the batch had."""
+    return image[None].float().contiguous(memory_format=torch.channels_last)
+
+
+def _ssim_one(x: torch.Tensor, y: torch.Tensor, data_range: float) -> float:
+    """SSIM of one (1, C, H, W) pair, computed on that pair alone (the convolution never sees a batch)."""
     taps = _gaussian_taps(x.device, x.dtype)
     channels = x.shape[1]
     # One grouped blur over the five moments at once.
@@ -61,7 +88,7 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0) -> torch
     sigma_x, sigma_y, sigma_xy = xx - mu_xx, yy - mu_yy, xy - mu_xy
     numerator = (2 * mu_xy + c1) * (2 * sigma_xy + c2)
     denominator = (mu_xx + mu_yy + c1) * (sigma_x + sigma_y + c2)
-    return (numerator / denominator).double().flatten(1).mean(dim=1)
+    return _image_mean(numerator / denominator)
 
 
 class PSNR:

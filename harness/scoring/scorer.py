@@ -22,17 +22,17 @@ from harness.api.method import MetricsUnavailableError, MissingWeightsError
 from harness.api.specs import MetricSpec, load_target
 from harness.api.types import EvalUnit, ViewRef
 from harness.data.adapter import DatasetAdapter
-from harness.data.errors import DatasetError
+from harness.data.errors import DatasetError, ProtocolError
 from harness.data.protocol import Protocol, run_protocol
 from harness.data.resolve import open_dataset
 from harness.imageio import ImageReadError, read_image
-from harness.jsonio import atomic_write_json, read_json, sha256_bytes, stable_hash
+from harness.jsonio import atomic_write_json, naming, read_json, sha256_bytes, stable_hash
 from harness.plugins.registry import Registry
 from harness.safepath import UnsafePathError
 from harness.scoring.values import Features, MetricValues, ReferenceCache, ReferenceFeatureMetric
 from harness.store import RunStore
 
-SCORER_VERSION = 2
+SCORER_VERSION = 3  # 3: per-image float64 reductions of PSNR and SSIM, independent of the batch
 # Measured (benchmarks/bench_metrics.py): on CPU, one pair at a time is fastest for the pixel metrics and LPIPS at
 # 512x512 (large batches spill the caches and fault in fresh memory); on CUDA batches keep the device busy.
 BATCH_SIZE = {"cpu": 1, "cuda": 16}
@@ -104,12 +104,27 @@ def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, s
         except MissingWeightsError as err:
             unavailable.append({"metric": spec.name, "reason": str(err)})
         except Exception as err:  # present but unreadable weights (truncated .pth, broken ONNX): that metric only
-            fix = " or ".join(f"`harness weights fetch {w}`" for w in spec.weights) or "reinstall its weights"
-            unavailable.append({"metric": spec.name, "reason": f"its weights could not be loaded "
-                                f"({type(err).__name__}: {str(err)[:300]}); the files may be corrupt: {fix}"})
+            unavailable.append({"metric": spec.name, "reason": _unloadable(registry, spec, err)})
     if strict and unavailable:
         raise MetricsUnavailableError("\n".join(f"metric {u['metric']}: {u['reason']}" for u in unavailable))
     return loaded, unavailable
+
+
+def _unloadable(registry: Registry, spec: MetricSpec, err: Exception) -> str:
+    """Why a metric whose weight files are present could not load them: the file (the one the error names, else
+    every file of its weight sources) and the fix."""
+    from harness.weights import weights_dir
+
+    root = weights_dir()
+    files = [root / f.relpath for w in spec.weights if (source := registry.specs["weights"].get(w)) is not None
+             for f in source.files]
+    text = str(err)
+    named = [p for p in files if str(p) in text or p.name in text] or files
+    fix = " or ".join(f"`harness weights fetch {w}`" for w in spec.weights) or "reinstall its weights"
+    where = (f"weight file{'s' if len(named) > 1 else ''} {', '.join(str(p) for p in named)}" if named
+             else "its weights")
+    return (f"{where} is corrupt or not the expected file: loading it failed with "
+            f"{type(err).__name__}: {' '.join(text.split())[:300]}. Fix: {fix} (replaces it with a verified copy)")
 
 
 def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tuple[int, ...]) -> tuple[
@@ -119,10 +134,14 @@ def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tu
     except UnsafePathError as err:
         raise ScoringError(f"unit {unit.name}: {err}; refused") from None
     where = f"unit {unit.name}: prediction {path}"
+    if path.is_dir():
+        raise ScoringError(f"{where} is a folder, not an image file")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ScoringError(f"{where} is missing") from None
+    except OSError as err:
+        raise ScoringError(f"{where} cannot be read: {err.strerror or err}") from None
     try:
         rgb, _ = read_image(path)
     except ImageReadError as err:
@@ -218,7 +237,7 @@ def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protoc
         try:
             view = adapter.load_view(ref)
             pred, rel, pred_sha = _load_prediction(store, unit, ref, view.image.shape)
-        except (ScoringError, DatasetError) as err:
+        except (ScoringError, DatasetError, ImageReadError) as err:
             errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
             continue
         pairs.append(_Pair(ref, pred, view.image, view.alpha, rel, pred_sha,
@@ -254,13 +273,18 @@ def _score_wild_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter,
     import torch
 
     errors: list[dict[str, Any]] = []
-    photo = adapter.load_view(unit.sources[0])
+    try:
+        photo = adapter.load_view(unit.sources[0])
+    except (DatasetError, ImageReadError) as err:  # no reference: every target of this unit only
+        errors = [{"unit": unit.name, **ref.as_dict(), "error": f"unit {unit.name}: input photo: {err}"}
+                  for ref in unit.targets]
+        return _UnitScore(pl.DataFrame(schema=METRIC_SCHEMA), pl.DataFrame(schema=IMAGE_SCHEMA), errors, 0.0)
     rendered: list[tuple[ViewRef, np.ndarray, str, str]] = []
     for ref in unit.targets:
-        camera = adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
         try:
+            camera = adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
             pred, rel, sha = _load_prediction(store, unit, ref, (camera.height, camera.width, 3))
-        except ScoringError as err:
+        except (ScoringError, DatasetError) as err:
             errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
             continue
         rendered.append((ref, pred, rel, sha))
@@ -336,15 +360,45 @@ def _prediction_fingerprint(store: RunStore, unit: EvalUnit) -> str:
             digest.update(f"<refused {ref}>".encode())
             continue
         digest.update(str(path.relative_to(store.root)).encode())
-        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        try:
+            digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        except OSError:
+            digest.update(b"<unreadable>")
     return digest.hexdigest()
 
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` whole or not at all: on any error (a full disk) the temporary file is removed, the old
+    table is left as it was, and an OSError names ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        named = naming(err, path)
+        if named is err:
+            raise
+        raise named from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _cached_unit(store: RunStore, unit: EvalUnit, key: str) -> tuple[pl.DataFrame, pl.DataFrame, list] | None:
+    """A unit's cached scores when they were made for ``key``; None when absent, stale or unreadable (then the
+    unit is scored again and the cache rewritten)."""
+    sidecar = store.score_part(unit.name).with_suffix(".json")
+    try:
+        cached = read_json(sidecar) if sidecar.exists() else None
+        if not isinstance(cached, dict) or cached.get("key") != key:
+            return None
+        return (pl.read_parquet(store.score_part(unit.name)),
+                pl.read_parquet(store.score_part(unit.name).with_suffix(".images.parquet")),
+                list(cached.get("errors", [])))
+    except Exception:  # a damaged cache file (polars raises its own error types) is only a cache miss
+        return None
 
 
 def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: DatasetAdapter | None = None,
@@ -355,6 +409,8 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     store = RunStore(run_dir)
     run = store.read_run()
     protocol, units = run_protocol(run, str(store.run_json))
+    if not units:
+        raise ProtocolError(f"{store.run_json}: protocol {protocol.label} gives 0 units; nothing to score")
     if adapter is None:
         adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None, protocol,
                                generate=True)
@@ -375,11 +431,11 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
         else:
             key = stable_hash({**cache_identity, "predictions": _prediction_fingerprint(store, unit)})
             sidecar = store.score_part(unit.name).with_suffix(".json")
-            cached = read_json(sidecar) if sidecar.exists() else None
-            if cached is not None and cached.get("key") == key:
-                metric_parts.append(pl.read_parquet(store.score_part(unit.name)))
-                image_parts.append(pl.read_parquet(store.score_part(unit.name).with_suffix(".images.parquet")))
-                errors.extend(cached.get("errors", []))
+            cached = _cached_unit(store, unit, key)
+            if cached is not None:
+                metric_parts.append(cached[0])
+                image_parts.append(cached[1])
+                errors.extend(cached[2])
             else:
                 scored = _score_unit(store, unit, adapter, protocol, metrics, device, run_meta, cache)
                 seconds += scored.seconds

@@ -6,6 +6,10 @@ checksums, so theirs are recorded at the first fetch (see ``harness.weights``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
 from harness.api.specs import WeightFile, WeightsSpec
 
 TORCH_HUB = "torch/hub"
@@ -74,3 +78,27 @@ DINO_HUB_REPO = WeightsSpec(
 )
 
 ALL = (LPIPS_ALEX, LPIPS_VGG, ARCFACE, DREAMSIM_ENSEMBLE, DINO_BACKBONE, DINO_HUB_REPO)
+
+
+@contextmanager
+def loading(what: str, specs: Sequence[WeightsSpec], paths: Sequence[Path] | None = None) -> Iterator[None]:
+    """Turn a failure to load present weight files into ``CorruptWeightsError`` naming the file (the one the error
+    names, else every one of ``paths``, by default all files of ``specs``) and the fix (`harness weights fetch` of
+    the source it belongs to), so a truncated ``.pth`` or a broken ONNX reads as what it is."""
+    from harness.api.method import MissingWeightsError
+    from harness.weights import CorruptWeightsError, how_to_get, weights_dir
+
+    try:
+        yield
+    except MissingWeightsError:
+        raise
+    except Exception as err:
+        root = weights_dir()
+        owner = {root / f.relpath: spec for spec in specs for f in spec.files}
+        candidates = list(paths) if paths is not None else list(owner)
+        text = " ".join(str(err).split())
+        named = [p for p in candidates if str(p) in text or p.name in text] or candidates
+        where = named[0] if len(named) == 1 else Path(" or ".join(str(p) for p in named))
+        fix = " ".join(how_to_get(spec) for spec in dict.fromkeys(owner.get(p, specs[0]) for p in named))
+        raise CorruptWeightsError(what, where, f"it is corrupt or not the expected file (loading failed with "
+                                  f"{type(err).__name__}: {text[:300]})", fix) from err
