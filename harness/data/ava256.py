@@ -32,7 +32,15 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory, require_folder
+from harness.data.adapter import (
+    Inventory,
+    SizeTally,
+    check_image_bytes,
+    finite_problem,
+    image_error,
+    principal_point_problem,
+    require_folder,
+)
 from harness.data.errors import DatasetError
 
 FULL_WIDTH, FULL_HEIGHT = 2668, 4096
@@ -76,8 +84,10 @@ _ZIPS = _Zips()
 class AvaCamera:
     """One KRT entry, converted: K (3x3, full resolution), world->camera 4x4 in metres, distortion (4,)."""
 
-    def __init__(self, K: np.ndarray, world_to_camera: np.ndarray, distortion: np.ndarray) -> None:
+    def __init__(self, K: np.ndarray, world_to_camera: np.ndarray, distortion: np.ndarray,
+                 problem: str | None = None) -> None:
         self.K, self.world_to_camera, self.distortion = K, world_to_camera, distortion
+        self.problem = problem  # NaN or infinity in K, T or the distortion: the camera cannot be used
 
 
 def read_krt(path: Path) -> dict[str, AvaCamera]:
@@ -102,17 +112,20 @@ def read_krt(path: Path) -> dict[str, AvaCamera]:
         w2c = np.eye(4)
         w2c[:3, :] = T[:4, :3].T
         w2c[:3, 3] /= MILLIMETRES_PER_METRE
-        cameras[name] = AvaCamera(K, w2c, distortion)
+        problem = next((p for p in (finite_problem(m, f"{path}: KRT[{i}] (camera {name}) {key}")
+                                    for key, m in (("K", K), ("T", T), ("distortion", distortion))) if p), None)
+        cameras[name] = AvaCamera(K, w2c, distortion, problem)
     return cameras
 
 
 def _decode(data: bytes, where: str) -> Image.Image:
+    buffer = io.BytesIO(data)
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(buffer)
         img.load()
         return img
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DatasetError(f"unreadable image {where}: {err}") from None
+        raise DatasetError(f"unreadable image {where}: {image_error(err, buffer)}") from None
 
 
 class Ava256:
@@ -155,11 +168,14 @@ class Ava256:
         cameras = self._krt(subject)
         if camera_id not in cameras:
             raise DatasetError(f"{self.calibration_path(subject)}: camera {camera_id} is not in 'KRT'")
+        if cameras[camera_id].problem:
+            raise DatasetError(f"camera {camera_id} is unusable: {cameras[camera_id].problem}")
         return cameras[camera_id]
 
     def cameras(self, subject: str) -> dict[str, Camera]:
         """Every calibrated camera at full resolution (for choosing cameras by yaw)."""
-        return {name: Camera(c.world_to_camera, c.K, FULL_WIDTH, FULL_HEIGHT) for name, c in self._krt(subject).items()}
+        return {name: Camera(c.world_to_camera, c.K, FULL_WIDTH, FULL_HEIGHT) for name, c in self._krt(subject).items()
+                if not c.problem}
 
     def _read_frame_list(self, subject: str) -> dict[str, list[int]]:
         path = self.decoder_dir(subject) / "frame_list.csv"
@@ -202,13 +218,12 @@ class Ava256:
         return f"cam{camera}/{frame:06d}.{suffix}"
 
     def _read_size(self, subject: str, camera: str, frame: int) -> tuple[int, int]:
-        data = _ZIPS.read(self.image_zip(subject, camera), self._member(camera, frame, "avif"))
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                return img.width, img.height
-        except (UnidentifiedImageError, OSError) as err:
-            raise DatasetError(f"unreadable image {self.image_zip(subject, camera)}:"
-                               f"{self._member(camera, frame, 'avif')}: {err}") from None
+        member = self._member(camera, frame, "avif")
+        data = _ZIPS.read(self.image_zip(subject, camera), member)
+        size, problem = check_image_bytes(data, f"{self.image_zip(subject, camera)}:{member}")
+        if size is None:
+            raise DatasetError(problem)
+        return size
 
     def camera(self, subject: str, sequence: str, frame: int, camera_id: str) -> Camera:
         return self._camera_at(subject, camera_id, *self._delivered_size(subject, camera_id, frame))
@@ -256,7 +271,10 @@ class Ava256:
     def subjects(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if (p / "decoder").is_dir()) if self.root.is_dir() else []
 
-    def check(self, subjects: list[str] | None = None) -> Inventory:
+    def check(self, subjects: list[str] | None = None, deep: bool = False) -> Inventory:
+        """Per capture: the calibration (finite), an image and a segmentation archive for every calibrated camera
+        holding every frame of the frame list, every member whole (CRC; header read; decoded with ``deep``), a
+        camera's images of one size that fits its K."""
         inventory = Inventory(self.root, self.layout)
         found = self.subjects()
         if not found:
@@ -268,34 +286,76 @@ class Ava256:
                 continue
             entry: dict[str, object] = {}
             try:
-                calibrated = set(self._krt(subject))
+                krt = self._krt(subject)
+                inventory.problems += [c.problem for c in krt.values() if c.problem]
             except DatasetError as err:
                 inventory.problems.append(str(err))
-                calibrated = set()
+                krt = {}
+            frames: list[int] = []
             try:
                 segments = self._frame_list(subject)
                 entry["segments"] = {k: len(v) for k, v in segments.items()}
+                frames = sorted({f for v in segments.values() for f in v})
             except DatasetError as err:
                 inventory.problems.append(str(err))
             zips = {p.stem.removeprefix("cam") for p in (decoder / "image").glob("cam*.zip")}
             seg_zips = {p.stem.removeprefix("cam") for p in (decoder / "segmentation_parts").glob("cam*.zip")}
+            calibrated = set(krt)
             entry["cameras_calibrated"] = len(calibrated)
             entry["image_archives"] = len(zips)
             inventory.problems += [f"{self.calibration_path(subject)}: camera {c} (archive "
                                    f"{self.image_zip(subject, c)}) is not in 'KRT'" for c in sorted(zips - calibrated)]
+            inventory.problems += [f"missing image archive {self.image_zip(subject, c)} (camera {c} is in "
+                                   f"{self.calibration_path(subject)})" for c in sorted(calibrated - zips)]
             inventory.problems += [f"missing segmentation archive {self.segmentation_zip(subject, c)}"
-                                   for c in sorted(zips - seg_zips)]
+                                   for c in sorted((zips | calibrated) - seg_zips)]
+            sizes = SizeTally()
             for camera in sorted(zips):
+                self._check_archive(self.image_zip(subject, camera), camera, frames, "avif", sizes, inventory, deep)
+            for camera in sorted(seg_zips):
+                self._check_archive(self.segmentation_zip(subject, camera), camera, frames, "png", None, inventory,
+                                    deep)
+            inventory.problems += [f"{decoder / 'image'}: {p}" for p in sizes.problems()]
+            for camera in sorted(zips & calibrated):
+                size = sizes.size(camera)
+                if size is None or krt[camera].problem:
+                    continue
                 try:
-                    with zipfile.ZipFile(self.image_zip(subject, camera)) as archive:
-                        bad = archive.testzip()
-                    if bad is not None:
-                        inventory.problems.append(f"archive {self.image_zip(subject, camera)}: member {bad} is "
-                                                  "corrupt")
-                except (zipfile.BadZipFile, OSError) as err:
-                    inventory.problems.append(f"unreadable archive {self.image_zip(subject, camera)}: {err}")
+                    K = self._camera_at(subject, camera, *size).K
+                except DatasetError as err:
+                    inventory.problems.append(str(err))
+                    continue
+                problem = principal_point_problem(K, *size, f"{self.calibration_path(subject)}: camera {camera} "
+                                                            f"(archive {self.image_zip(subject, camera)})")
+                if problem:
+                    inventory.problems.append(problem)
             if not (decoder / "head_pose" / "head_pose.zip").is_file():
                 inventory.problems.append(f"missing {decoder / 'head_pose' / 'head_pose.zip'}")
             inventory.found[subject] = entry
         return inventory
 
+    def _check_archive(self, path: Path, camera: str, frames: list[int], suffix: str, sizes: SizeTally | None,
+                       inventory: Inventory, deep: bool) -> None:
+        """Every frame of the frame list is a member; every member's bytes match their CRC and its header (every
+        pixel with ``deep``) reads."""
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+                missing = [self._member(camera, f, suffix) for f in frames
+                           if self._member(camera, f, suffix) not in names]
+                if missing:
+                    inventory.problems.append(f"archive {path} lacks {len(missing)} of the {len(frames)} frames of "
+                                              f"frame_list.csv, e.g. {missing[0]}")
+                for name in sorted(n for n in names if n.endswith(f".{suffix}")):
+                    try:
+                        data = archive.read(name)  # checks the CRC
+                    except (zipfile.BadZipFile, OSError, EOFError) as err:
+                        inventory.problems.append(f"archive {path}: member {name} is corrupt: {err}")
+                        continue
+                    size, problem = check_image_bytes(data, f"{path}:{name}", deep)
+                    if problem:
+                        inventory.problems.append(problem)
+                    if sizes is not None:
+                        sizes.add(camera, size, f"{path}:{name}")
+        except (zipfile.BadZipFile, OSError) as err:
+            inventory.problems.append(f"unreadable archive {path}: {err}")

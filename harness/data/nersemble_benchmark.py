@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory, require_folder
+from harness.data.adapter import Inventory, check_image_file, require_folder
 from harness.data.errors import DatasetError
-from harness.data.nersemble_common import Calibration, subject_folders
+from harness.data.nersemble_common import Calibration, layout_problem, subject_folders
 from harness.data.nersemble_video import NersembleVideoLayout
 from harness.data.protocol import PHOTO_CAMERA
 from harness.heads.flame import params_from_nersemble_tracking
@@ -133,8 +133,18 @@ class NersembleBenchmark(NersembleVideoLayout):
         return params_from_nersemble_tracking(data, int(rows[0]))
 
     # -- checking -------------------------------------------------------------------------------------------------
-    def check(self, subjects: list[str] | None = None) -> Inventory:
+    def expected_cameras(self, subject: str, calibration: Calibration) -> list[str] | None:
+        """NVS participants: every calibrated camera but the hold-out ones, which are not distributed. Mono-avatar
+        participants: not checked (which cameras the task distributes is the task's choice)."""
+        if (self.root / "nvs" / subject).is_dir():
+            return [s for s in calibration.serials if s not in NVS_HOLD_OUT_SERIALS]
+        return None
+
+    def check(self, subjects: list[str] | None = None, deep: bool = False) -> Inventory:
         inventory = Inventory(self.root, self.layout)
+        hint = layout_problem(self.root, "nersemble")
+        if hint:
+            inventory.problems.append(hint)
         by_task = {task: subject_folders(self.root / task) for task in (*TASK_FOLDERS, SVFR)}
         if not any(by_task.values()):
             inventory.problems.append(f"{self.root}: none of nvs/, mono_flame_avatar/, svfr/ holds participant "
@@ -143,7 +153,7 @@ class NersembleBenchmark(NersembleVideoLayout):
             for subject in by_task[task]:
                 if subjects and subject not in subjects:
                     continue
-                self.check_participant(subject, inventory)
+                self.check_participant(subject, inventory, deep)
                 inventory.found[subject]["task"] = task
                 if task == "mono_flame_avatar":
                     for sequence in inventory.found[subject]["sequences"]:
@@ -151,7 +161,12 @@ class NersembleBenchmark(NersembleVideoLayout):
                             inventory.problems.append(f"missing tracking file {self.tracking_path(subject, sequence)}")
         for subject in by_task[SVFR]:
             if not subjects or subject in subjects:
-                inventory.found[subject] = {"task": SVFR, "photos": len(self.photos(subject))}
+                photos = self.photos(subject)
+                inventory.found[subject] = {"task": SVFR, "photos": len(photos)}
+                for photo in photos:
+                    _, problem = check_image_file(self.photo_path(subject, photo), deep, "photo")
+                    if problem:
+                        inventory.problems.append(problem)
         for subject in subjects or []:
             if subject not in inventory.found:
                 inventory.problems.append(f"participant {subject} not found under "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.data.adapter import finite_problem
 from harness.data.errors import DatasetError
 
 SERIALS = (
@@ -49,6 +50,20 @@ class Calibration:
             self._per_camera: dict[str, np.ndarray] = {}
         else:
             self._per_camera = {str(k): _matrix(v, (3, 3), path, f"intrinsics[{k}]") for k, v in intrinsics.items()}
+        # A camera whose matrices hold NaN or infinity cannot be used; the others can (``problems`` lists it).
+        self.unusable: dict[str, str] = {}
+        shared = finite_problem(self._shared, f"{path}: intrinsics") if self.shared_intrinsics else None
+        for serial, matrix in self.world_to_camera.items():
+            problem = (finite_problem(matrix, f"{path}: world_2_cam[{serial}]") or shared
+                       or (finite_problem(self._per_camera[serial], f"{path}: intrinsics[{serial}]")
+                           if serial in self._per_camera else None))
+            if problem:
+                self.unusable[serial] = problem
+
+    @property
+    def problems(self) -> list[str]:
+        """Calibration entries that make a camera unusable (non-finite values), one line each."""
+        return list(dict.fromkeys(self.unusable.values()))
 
     @property
     def serials(self) -> list[str]:
@@ -60,9 +75,13 @@ class Calibration:
     def extrinsics(self, serial: str) -> np.ndarray:
         if serial not in self.world_to_camera:
             raise DatasetError(f"{self.path}: camera {serial} is not in 'world_2_cam'")
+        if serial in self.unusable:
+            raise DatasetError(f"camera {serial} is unusable: {self.unusable[serial]}")
         return self.world_to_camera[serial]
 
     def intrinsics(self, serial: str) -> np.ndarray:
+        if serial in self.unusable:
+            raise DatasetError(f"camera {serial} is unusable: {self.unusable[serial]}")
         if self.shared_intrinsics:
             return self._shared
         if serial not in self._per_camera:
@@ -85,3 +104,41 @@ def subject_folders(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+# Which dataset name reads which NeRSemble layout, and the file that tells them apart.
+LAYOUTS = {
+    "nersemble": "the benchmark release (nvs/, mono_flame_avatar/, svfr/)",
+    "nersemble-v1": "NeRSemble v1 ({pid}/camera_params.json, frame_*/images-2x-73fps/*.png)",
+    "nersemble-v2": "NeRSemble v2 ({pid}/calibration/camera_params.json, sequences/*/images/*.mp4)",
+}
+
+
+def detect_layout(root: Path) -> str | None:
+    """The dataset name whose NeRSemble layout ``root`` holds (see ``LAYOUTS``), or None if it holds none."""
+    root = Path(root)
+    if any(subject_folders(root / task) for task in ("nvs", "mono_flame_avatar", "svfr")):
+        return "nersemble"
+    subjects = subject_folders(root)
+    if any((root / s / "calibration" / "camera_params.json").is_file() for s in subjects) \
+            or (root / "metadata_sequences.csv").is_file():
+        return "nersemble-v2"
+    if any((root / s / "camera_params.json").is_file() for s in subjects):
+        return "nersemble-v1"
+    for s in subjects:
+        for sequence in (root / s / "sequences").glob("*"):
+            if next(sequence.glob("frame_*"), None) is not None and not (sequence / "images").is_dir():
+                return "nersemble-v1"
+            if next((sequence / "images").glob("cam_*.mp4"), None) is not None:
+                return "nersemble-v2"
+    return None
+
+
+def layout_problem(root: Path, expected: str) -> str | None:
+    """One line when ``root`` holds another NeRSemble layout than dataset ``expected`` reads, naming the dataset
+    that reads it."""
+    found = detect_layout(root)
+    if found is None or found == expected:
+        return None
+    return (f"{root} holds {LAYOUTS[found]}, not {LAYOUTS[expected]}: read it as dataset {found} "
+            f"(`harness datasets check {found} --data-root {root}`, `harness run --dataset {found}`)")

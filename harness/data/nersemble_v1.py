@@ -16,9 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory, require_folder
+from harness.data.adapter import (
+    Inventory,
+    SizeTally,
+    check_image_file,
+    principal_point_problem,
+    require_folder,
+)
 from harness.data.errors import DatasetError
-from harness.data.nersemble_common import FRONTAL_SERIAL, SERIALS, Calibration, subject_folders
+from harness.data.nersemble_common import FRONTAL_SERIAL, SERIALS, Calibration, layout_problem, subject_folders
 from harness.imageio import ImageReadError, read_image, read_mask, resize
 
 __all__ = ["ALPHA_FOLDER", "DOWNSCALE", "FRONTAL_SERIAL", "IMAGE_FOLDER", "SERIALS", "NersembleV1"]
@@ -97,8 +103,13 @@ class NersembleV1:
         note = None if alpha is not None else f"no alpha map at {self.alpha_path(ref)}"
         return View(ref=ref, image=image, camera=camera, alpha=alpha, alpha_note=note)
 
-    def check(self, subjects: list[str] | None = None) -> Inventory:
+    def check(self, subjects: list[str] | None = None, deep: bool = False) -> Inventory:
+        """Every frame of every sequence: each calibrated camera has its image and alpha map, every file is whole
+        (header and PNG end; every pixel with ``deep``), a camera's frames agree on their size and K fits it."""
         inventory = Inventory(self.root, "NeRSemble v1 (frame PNGs)")
+        hint = layout_problem(self.root, "nersemble-v1")
+        if hint:
+            inventory.problems.append(hint)
         found = subject_folders(self.root)
         if not found:
             inventory.problems.append(f"{self.root}: no participant folders ({{pid:03d}}/camera_params.json)")
@@ -108,28 +119,67 @@ class NersembleV1:
                 inventory.problems.append(f"missing participant folder {folder}")
                 continue
             try:
-                calibration = self._calibration(subject)
+                calibration: Calibration | None = self._calibration(subject)
+                inventory.problems += calibration.problems
             except DatasetError as err:
                 inventory.problems.append(str(err))
                 calibration = None
             sequences = sorted(p.name for p in (folder / "sequences").glob("*") if p.is_dir())
             entry: dict[str, object] = {"sequences": {}}
             for sequence in sequences:
-                frames = sorted((folder / "sequences" / sequence).glob("frame_*"))
-                cameras = sorted({p.stem.removeprefix("cam_") for f in frames[:1]
-                                  for p in (f / IMAGE_FOLDER).glob("cam_*.png")})
-                entry["sequences"][sequence] = {"frames": len(frames), "cameras": len(cameras)}  # type: ignore[index]
-                if calibration is not None:
-                    inventory.problems += [f"{calibration.path}: camera {c} (images in {frames[0] / IMAGE_FOLDER}) "
-                                           "is not in 'world_2_cam'" for c in cameras
-                                           if c not in calibration.world_to_camera]
-                for frame in frames:
-                    missing_alpha = [c for c in cameras if not (frame / ALPHA_FOLDER / f"cam_{c}.png").is_file()]
-                    if missing_alpha:
-                        inventory.problems.append(f"{frame / ALPHA_FOLDER}: no alpha map for {len(missing_alpha)} "
-                                                  f"camera(s), e.g. cam_{missing_alpha[0]}.png")
+                entry["sequences"][sequence] = self._check_sequence(  # type: ignore[index]
+                    folder / "sequences" / sequence, calibration, inventory, deep)
             inventory.found[subject] = entry
         return inventory
+
+    def _check_sequence(self, folder: Path, calibration: Calibration | None, inventory: Inventory,
+                        deep: bool) -> dict[str, int]:
+        frames = sorted(p for p in folder.glob("frame_*") if p.is_dir())
+        present = {f: {p.stem.removeprefix("cam_") for p in (f / IMAGE_FOLDER).glob("cam_*.png")} for f in frames}
+        seen = sorted(set().union(*present.values()))
+        if calibration is not None:
+            expected = calibration.serials
+            for camera in seen:
+                if camera not in calibration.world_to_camera:
+                    first = next(f for f in frames if camera in present[f])
+                    inventory.problems.append(f"{calibration.path}: camera {camera} (images in {first / IMAGE_FOLDER})"
+                                              " is not in 'world_2_cam'")
+        else:
+            expected = seen
+        sizes = SizeTally()
+        for frame in frames:
+            for kind, sub in (("image", IMAGE_FOLDER), ("alpha map", ALPHA_FOLDER)):
+                missing = [c for c in expected if not (frame / sub / f"cam_{c}.png").is_file()]
+                if missing:
+                    inventory.problems.append(f"{frame / sub}: no {kind} for {len(missing)} of the {len(expected)} "
+                                              f"camera(s) {'in the calibration' if calibration else 'seen'}: "
+                                              f"{_names(missing)}")
+            for camera in sorted(present[frame]):
+                path = frame / IMAGE_FOLDER / f"cam_{camera}.png"
+                size, problem = check_image_file(path, deep)
+                sizes.add(camera, size, str(path))
+                alpha = frame / ALPHA_FOLDER / f"cam_{camera}.png"
+                _, alpha_problem = check_image_file(alpha, deep, "alpha map") if alpha.is_file() else (None, None)
+                inventory.problems += [p for p in (problem, alpha_problem) if p]
+        inventory.problems += [f"{folder}: {p}" for p in sizes.problems()]
+        if calibration is not None:
+            for camera in seen:
+                size = sizes.size(camera)
+                if size is None or camera not in calibration.world_to_camera or camera in calibration.unusable:
+                    continue
+                K = calibration.intrinsics(camera).copy()
+                K[:2] /= DOWNSCALE  # K is for the full-resolution frame, the images are downscaled
+                problem = principal_point_problem(K, *size, f"{calibration.path}: camera {camera} (images in "
+                                                            f"{folder}/frame_*/{IMAGE_FOLDER}, K for {DOWNSCALE}x "
+                                                            "their size)")
+                if problem:
+                    inventory.problems.append(problem)
+        return {"frames": len(frames), "cameras": len(seen)}
+
+
+def _names(cameras: list[str], shown: int = 4) -> str:
+    names = ", ".join(f"cam_{c}.png" for c in cameras[:shown])
+    return names + (f" and {len(cameras) - shown} more" if len(cameras) > shown else "")
 
 
 def _image_size(path: Path) -> tuple[int, int]:

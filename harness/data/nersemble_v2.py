@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.api.types import Camera, ViewRef
-from harness.data.adapter import Inventory, require_folder
+from harness.data.adapter import Inventory, check_image_file, require_folder
 from harness.data.errors import DatasetError
-from harness.data.nersemble_common import FULL_HEIGHT, FULL_WIDTH, Calibration, subject_folders
+from harness.data.nersemble_common import FULL_HEIGHT, FULL_WIDTH, Calibration, layout_problem, subject_folders
 from harness.data.nersemble_video import NersembleVideoLayout
 from harness.imageio import ImageReadError, read_image, read_mask
 
@@ -115,8 +115,11 @@ class NersembleV2(NersembleVideoLayout):
         except ImageReadError as err:
             raise DatasetError(str(err)) from None
 
-    def check(self, subjects: list[str] | None = None) -> Inventory:
+    def check(self, subjects: list[str] | None = None, deep: bool = False) -> Inventory:
         inventory = Inventory(self.root, self.layout)
+        hint = layout_problem(self.root, "nersemble-v2")
+        if hint:
+            inventory.problems.append(hint)
         for name in ("metadata_participants.csv", "metadata_sequences.csv"):
             if not (self.root / name).is_file():
                 inventory.problems.append(f"missing {self.root / name}")
@@ -128,17 +131,33 @@ class NersembleV2(NersembleVideoLayout):
             if not self.participant_dir(subject).is_dir():
                 inventory.problems.append(f"missing participant folder {self.participant_dir(subject)}")
                 continue
-            self.check_participant(subject, inventory)
+            sizes = self.check_participant(subject, inventory, deep)
+            self._check_alpha_frames(subject, sizes, inventory, deep)
             if not self.colour_calibration_path(subject).is_file():
                 inventory.problems.append(f"missing colour calibration file {self.colour_calibration_path(subject)}")
             plates = sorted(self.background_path(subject, "x").parent.glob("image_*.jpg"))
             entry = inventory.found[subject]
             entry["background_plates"] = len(plates)
+            inventory.problems += [problem for plate in plates
+                                   if (problem := check_image_file(plate, deep, "background plate")[1])]
             listed = expected.get(subject.lstrip("0") or "0")
             if listed:
                 missing = sorted(set(listed) - set(entry["sequences"]) - {"BACKGROUND"})
                 entry["sequences_not_downloaded"] = missing
         return inventory
+
+    def _check_alpha_frames(self, subject: str, sizes: dict[str, dict[str, tuple[int, int]]], inventory: Inventory,
+                            deep: bool) -> None:
+        """Alpha maps added as extracted frames: whole, and of their camera's video size."""
+        for sequence, by_camera in sizes.items():
+            for path in sorted((self.sequence_dir(subject, sequence) / "timesteps").glob("frame_*/alpha_maps/*.png")):
+                size, problem = check_image_file(path, deep, "alpha map")
+                expected = by_camera.get(path.stem.removeprefix("cam_"))
+                if problem:
+                    inventory.problems.append(problem)
+                elif size is not None and expected is not None and size != expected:
+                    inventory.problems.append(f"alpha map {path} is {size[0]}x{size[1]}, the video is "
+                                              f"{expected[0]}x{expected[1]}")
 
 
 def _expected_sequences(path: Path) -> dict[str, list[str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory
+from harness.data.adapter import Inventory, principal_point_problem
 from harness.data.errors import DatasetError
 from harness.data.nersemble_common import Calibration
 from harness.data.video import VideoReader, read_video_frame, video_size
@@ -95,40 +95,108 @@ class NersembleVideoLayout(ABC):
         return View(ref=ref, image=image, camera=camera, alpha=alpha, alpha_note=note)
 
     # -- checking -------------------------------------------------------------------------------------------------
-    def check_participant(self, subject: str, inventory: Inventory) -> None:
+    def expected_cameras(self, subject: str, calibration: Calibration) -> list[str] | None:
+        """The cameras whose videos every sequence must hold (None: not checked); the layout may leave some out."""
+        return calibration.serials
+
+    def check_participant(self, subject: str, inventory: Inventory,
+                          deep: bool = False) -> dict[str, dict[str, tuple[int, int]]]:
+        """Check one participant's calibration and videos; returns the video size per sequence and camera.
+
+        Every expected camera has its video (and alpha video where the layout ships them) in every sequence, every
+        video is whole (packets counted; every frame decoded with ``deep``), an alpha video matches its image video
+        in size and length, and the calibration's K fits the delivered size.
+        """
         folder = self.participant_dir(subject)
         try:
             calibration: Calibration | None = self._calibration(subject)
+            inventory.problems += calibration.problems
         except DatasetError as err:
             inventory.problems.append(str(err))
             calibration = None
+        expected = self.expected_cameras(subject, calibration) if calibration is not None else None
         sequences: dict[str, dict[str, object]] = {}
+        sizes: dict[str, dict[str, tuple[int, int]]] = {}
         for seq_dir in sorted(p for p in (folder / "sequences").glob("*") if p.is_dir()):
             videos = sorted((seq_dir / "images").glob("cam_*.mp4"))
             if not videos:
                 continue
             serials = [v.stem.removeprefix("cam_") for v in videos]
-            counts = {}
+            alpha_videos = sorted((seq_dir / "alpha_maps").glob("cam_*.mp4"))
+            wants_alpha = self.expects_alpha_videos or bool(alpha_videos)  # v2: optional, but all or none
+            counts: dict[str, int] = {}
+            seq_sizes: dict[str, tuple[int, int]] = {}
             for serial, video in zip(serials, videos, strict=True):
-                try:
-                    reader = VideoReader(video)
-                    counts[serial] = reader.count_frames()
-                    reader.close()
-                except DatasetError as err:
-                    inventory.problems.append(str(err))
+                length = self._check_video(video, inventory, deep)
+                if length is None:
                     continue
-                declared = reader.frames_declared
-                if declared and counts[serial] < declared:
-                    inventory.problems.append(f"video file {video} holds {counts[serial]} frames but declares "
-                                              f"{declared} (truncated?)")
+                counts[serial], seq_sizes[serial] = length[0], length[1]
                 alpha = seq_dir / "alpha_maps" / video.name
-                if self.expects_alpha_videos and not alpha.is_file():
-                    inventory.problems.append(f"missing alpha video {alpha}")
+                if not alpha.is_file():
+                    if wants_alpha:
+                        inventory.problems.append(f"missing alpha video {alpha}")
+                    continue
+                alpha_length = self._check_video(alpha, inventory, deep)
+                if alpha_length is not None and alpha_length != length:
+                    inventory.problems.append(f"alpha video {alpha} is {alpha_length[1][0]}x{alpha_length[1][1]} "
+                                              f"with {alpha_length[0]} frames, its image video {video} "
+                                              f"{length[1][0]}x{length[1][1]} with {length[0]}")
             if calibration is not None:
                 inventory.problems += [f"{calibration.path}: camera {s} (video {seq_dir / 'images'}/cam_{s}.mp4) is "
                                        "not in the calibration" for s in serials if not calibration.has(s)]
+                missing = [s for s in expected or [] if s not in serials]
+                if missing:
+                    inventory.problems.append(
+                        f"{seq_dir / 'images'}: no video for {len(missing)} of the {len(expected or [])} camera(s) "
+                        f"in {calibration.path}: {', '.join(f'cam_{s}.mp4' for s in missing[:4])}"
+                        + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
+                for serial, (width, height) in seq_sizes.items():
+                    if not calibration.has(serial) or serial in calibration.unusable:
+                        continue
+                    where = f"{calibration.path}: camera {serial} (video {seq_dir / 'images'}/cam_{serial}.mp4)"
+                    try:
+                        camera = self.delivered_camera(calibration, serial, width, height)
+                    except DatasetError as err:
+                        inventory.problems.append(str(err))
+                        continue
+                    problem = principal_point_problem(camera.K, width, height, where)
+                    if problem:
+                        inventory.problems.append(problem)
             lengths = sorted(set(counts.values()))
             if len(lengths) > 1:
                 inventory.problems.append(f"{seq_dir / 'images'}: cameras disagree on the frame count {lengths}")
             sequences[seq_dir.name] = {"cameras": len(serials), "frames": lengths[0] if lengths else 0}
+            sizes[seq_dir.name] = seq_sizes
         inventory.found[subject] = {"sequences": sequences}
+        return sizes
+
+    @staticmethod
+    def _check_video(path: Path, inventory: Inventory, deep: bool) -> tuple[int, tuple[int, int]] | None:
+        """(frames, (width, height)) of a video whose packets (and, ``deep``, frames) all read, else None."""
+        import av
+
+        try:
+            reader = VideoReader(path)
+        except DatasetError as err:
+            inventory.problems.append(str(err))
+            return None
+        try:
+            count = reader.count_frames()
+            declared = reader.frames_declared
+            if declared and count < declared:
+                inventory.problems.append(f"video file {path} holds {count} frames but declares {declared} "
+                                          "(truncated?)")
+            if deep:
+                decoded = reader.decode_all()
+                if decoded < count:
+                    inventory.problems.append(f"video file {path}: only {decoded} of its {count} frames decode")
+                    count = decoded
+            return count, (reader.width, reader.height)
+        except DatasetError as err:
+            inventory.problems.append(str(err))
+            return None
+        except (av.error.FFmpegError, OSError) as err:  # a broken container can fail in the demuxer too
+            inventory.problems.append(f"unreadable video file {path}: {type(err).__name__}: {err}")
+            return None
+        finally:
+            reader.close()

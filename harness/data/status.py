@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,9 +36,20 @@ def locate(spec: DatasetSpec, data_root: Path | str | None = None) -> Location:
     return Location(False, None, looked)
 
 
-def check_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Protocol | None) -> Inventory:
+def check_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Protocol | None,
+                  deep: bool = False) -> Inventory:
     """Everything ``harness datasets check`` reports: the layout's own inventory plus, with a protocol, every
-    view its units need (calibrated camera, source files present), all problems at once."""
+    view its units need (calibrated camera, source files present), all problems at once, each once.
+
+    Files are checked from their headers (and a PNG's end); ``deep`` decodes every frame, for readers whose
+    ``check`` takes ``deep`` (``found["deep"]`` says when one does not).
+    """
+    inventory = _check(spec, data_root, protocol, deep)
+    inventory.problems = list(dict.fromkeys(inventory.problems))  # one line per problem, in the order found
+    return inventory
+
+
+def _check(spec: DatasetSpec, data_root: Path | str | None, protocol: Protocol | None, deep: bool) -> Inventory:
     reader_cls = load_target(spec.target)
     location = locate(spec, data_root)
     try:
@@ -47,7 +59,13 @@ def check_dataset(spec: DatasetSpec, data_root: Path | str | None, protocol: Pro
     subjects = None
     if protocol is not None and protocol.subjects != ("all",):
         subjects = list(protocol.subjects)
-    inventory = reader.check(subjects)
+    if not deep:
+        inventory = reader.check(subjects)
+    elif "deep" in inspect.signature(reader.check).parameters:
+        inventory = reader.check(subjects, deep=True)
+    else:
+        inventory = reader.check(subjects)
+        inventory.found["deep"] = f"not supported by {reader_cls.__name__}: files checked from their headers"
     if protocol is None:
         return inventory
     dataset = PreparedDataset(reader, protocol, spec.name)

@@ -42,6 +42,7 @@ class VideoReader:
         self.height = int(self._stream.codec_context.height)
         self.frames_declared = int(self._stream.frames or 0)
         self._position: int | None = None  # index of the last frame decoded, to read on without seeking
+        self._highest = -1  # the highest frame index this reader has decoded (for error messages)
         self._decoder: Any = None
 
     def _index(self, pts: int | None) -> int:
@@ -62,9 +63,12 @@ class VideoReader:
             if self._position is None or not (self._position < index <= self._position + 8):
                 self._container.seek(self._pts(index), stream=self._stream, backward=True, any_frame=False)
                 self._decoder = self._container.decode(self._stream)
-            last = -1
+                last = -1
+            else:  # reading on: the frame before is the last one decoded, even if nothing follows it
+                last = self._position
             for frame in self._decoder:
                 last = self._index(frame.pts)
+                self._highest = max(self._highest, last)
                 if last >= index:
                     self._position = last
                     if last != index:
@@ -75,9 +79,28 @@ class VideoReader:
             self._position = None
             raise DatasetError(f"unreadable video file {self.path} at frame {index}: {err}") from None
         self._position = None
+        last = max(last, self._highest)
         declared = f" of {self.frames_declared} declared" if self.frames_declared else ""
-        raise DatasetError(f"video file {self.path} ends before frame {index} (last decodable frame {last}"
-                           f"{declared}; truncated?)")
+        decoded = f"last decodable frame {last}{declared}" if last >= 0 else f"no frame decodes{declared}"
+        raise DatasetError(f"video file {self.path} ends before frame {index} ({decoded}; truncated?)")
+
+    def decode_all(self) -> int:
+        """Decode every frame from the start (``harness datasets check --deep``); returns how many decoded.
+
+        Raises ``DatasetError`` naming the file and the frame after the last good one.
+        """
+        import av
+
+        self._position = None
+        decoded = 0
+        try:
+            self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
+            for frame in self._container.decode(self._stream):
+                frame.to_ndarray(format="rgb24")
+                decoded += 1
+        except av.error.FFmpegError as err:
+            raise DatasetError(f"unreadable video file {self.path} at frame {decoded}: {err}") from None
+        return decoded
 
     def count_frames(self) -> int:
         """Frames actually present, counted from the packets (no decoding)."""

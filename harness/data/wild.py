@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.api.method import MissingWeightsError
 from harness.api.types import Camera, View, ViewRef
-from harness.data.adapter import Inventory, require_folder
+from harness.data.adapter import Inventory, check_image_file, require_folder
 from harness.data.errors import DatasetError
 from harness.data.preprocess import CropBox, crop_array
 from harness.imageio import ImageReadError, read_image
@@ -151,7 +151,8 @@ class WildPhotos:
         return View(ref=ref, image=np.ascontiguousarray(crop), camera=nominal, alpha=None,
                     alpha_note=f"in-the-wild photo, no alpha (crop: {how})")
 
-    def check(self, subjects: list[str] | None = None) -> Inventory:
+    def check(self, subjects: list[str] | None = None, deep: bool = False) -> Inventory:
+        """Every photo whole (header, PNG end; decoded with ``deep``), every box on a photo inside it."""
         inventory = Inventory(self.root, self.layout)
         try:
             files = self._files()
@@ -171,10 +172,15 @@ class WildPhotos:
             if stem not in files:
                 inventory.problems.append(f"missing photo {self.root / stem}.*")
                 continue
-            try:
-                read_image(files[stem])
-            except ImageReadError as err:
-                inventory.problems.append(str(err))
+            size, problem = check_image_file(files[stem], deep, "photo")
+            if problem:
+                inventory.problems.append(problem)
+            box = boxes.get(files[stem].name)
+            if size is not None and box is not None:
+                x0, y0, x1, y1 = box
+                if not (x0 < x1 and y0 < y1 and x1 > 0 and y1 > 0 and x0 < size[0] and y0 < size[1]):
+                    inventory.problems.append(f"{self.root / BOXES_FILE}: the box {box} of {files[stem].name} is "
+                                              f"empty or outside the {size[0]}x{size[1]} photo")
         inventory.found["photos"] = len(files)
         inventory.found["boxes"] = len(boxes)
         inventory.found["face_detector"] = self._detector() is not None

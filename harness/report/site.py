@@ -22,16 +22,17 @@ from harness.api.specs import load_target
 from harness.data.protocol import run_protocol
 from harness.data.resolve import open_dataset
 from harness.data.rig import yaw_angles
-from harness.jsonio import stable_hash
+from harness.jsonio import read_json, stable_hash
 from harness.plugins.registry import Registry
 from harness.provenance import git_commit
 from harness.report import plots
-from harness.report.gallery import write_gallery
+from harness.report.gallery import describe, write_gallery
 from harness.report.runs import RunData, load_runs
 from harness.report.tables import Board, build_board, export_rows, headline_variant, to_csv, to_json, to_latex
 from harness.safepath import inside
 
 ASSETS = ("style.css", "sort.js")
+MAX_LISTED = 5  # views named in a plot's note; the rest are counted
 
 
 def environment(registry: Registry, user_templates: Path | None = None) -> Environment:
@@ -67,6 +68,29 @@ def provenance(runs: list[RunData]) -> dict[str, Any]:
         "runs": [{"id": r.run_id, "recorded_at": r.run.get("provenance", {}).get("recorded_at", ""),
                   "commit": r.run.get("provenance", {}).get("harness_commit", "")} for r in runs],
     }
+
+
+def failed_units(data: RunData) -> list[dict[str, str]]:
+    """Units that produced no predictions: run.json's ``failed_units`` and ``failures/*.json``, one entry per unit.
+
+    ``failures/`` also holds units of an earlier, interrupted invocation that run.json does not list (yet).
+    """
+    found: dict[str, dict[str, str]] = {}
+    for entry in data.run.get("failed_units") or []:
+        if isinstance(entry, dict) and entry.get("unit"):
+            found[str(entry["unit"])] = {"unit": str(entry["unit"]), "error": str(entry.get("error", "")),
+                                         "traceback": ""}
+    for path in sorted((data.root / "failures").glob("*.json")):
+        try:
+            record = read_json(path)
+            unit, error = str(record.get("unit") or path.stem), str(record.get("error", ""))
+            traceback = str(record.get("traceback", ""))
+        except (OSError, ValueError, AttributeError) as err:
+            unit, error, traceback = path.stem, f"failure record {path} is unreadable: {err}", ""
+        entry = found.setdefault(unit, {"unit": unit, "error": error, "traceback": ""})
+        entry["error"] = entry["error"] or error
+        entry["traceback"] = traceback
+    return [found[u] for u in sorted(found)]
 
 
 class SiteBuilder:
@@ -148,7 +172,13 @@ class SiteBuilder:
             if adapter is None:
                 notes.append(f"{data.method}: no yaw plot, {why}")
                 continue
-            yaw_series[data.method] = table.join(self._yaws(adapter, units), on=["unit", "camera", "frame"])
+            yaws, left_out = self._yaws(adapter, units, set(table["unit"].unique().to_list()))
+            yaw_series[data.method] = table.join(yaws, on=["unit", "camera", "frame"])
+            if left_out:
+                shown = "; ".join(left_out[:MAX_LISTED])
+                more = f" (and {len(left_out) - MAX_LISTED} more)" if len(left_out) > MAX_LISTED else ""
+                notes.append(f"{data.method}: {len(left_out)} view(s) left out of the yaw plot, their camera "
+                             f"cannot be read: {shown}{more}")
         figures = []
         counts = {c for t in input_series.values() for c in t["inputs"].unique().to_list()}
         for metric in board.metrics:
@@ -171,17 +201,35 @@ class SiteBuilder:
         return figures + [{"file": "", "caption": n} for n in notes]
 
     @staticmethod
-    def _yaws(adapter: Any, units: dict[str, Any]) -> pl.DataFrame:
-        rows = []
+    def _yaws(adapter: Any, units: dict[str, Any], scored: set[str]) -> tuple[pl.DataFrame, list[str]]:
+        """Target yaw of every scored view, and the views left out because a camera cannot be read (why)."""
+        rows, left_out = [], []
         for unit in units.values():
+            if unit.name not in scored:
+                continue  # failed units have no rows to plot; the run page lists them
+            cameras, broken = {}, {}
+            for ref in (*unit.sources, *unit.targets):
+                if ref.camera in cameras:
+                    continue
+                try:
+                    cameras[ref.camera] = adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
+                    broken.pop(ref.camera, None)
+                except Exception as err:  # the plot is still drawn from the views that can be read
+                    broken[ref.camera] = describe(err)
             source = unit.sources[0]
-            cameras = {ref.camera: adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
-                       for ref in (*unit.sources, *unit.targets)}
+            if source.camera in broken:
+                left_out.append(f"{unit.name} (all {len(unit.targets)} targets; source camera {source.camera}: "
+                                f"{broken[source.camera]})")
+                continue
             angles = dict.fromkeys(cameras, 0.0) if len(cameras) < 2 else yaw_angles(cameras, source.camera)
-            rows += [{"unit": unit.name, "camera": t.camera, "frame": t.frame, "yaw": round(angles[t.camera], 1) + 0.0}
-                     for t in unit.targets]
+            for t in unit.targets:
+                if t.camera in broken:
+                    left_out.append(f"{unit.name} camera {t.camera} frame {t.frame}: {broken[t.camera]}")
+                else:
+                    rows.append({"unit": unit.name, "camera": t.camera, "frame": t.frame,
+                                 "yaw": round(angles[t.camera], 1) + 0.0})
         return pl.DataFrame(rows, schema={"unit": pl.String, "camera": pl.String, "frame": pl.Int64,
-                                          "yaw": pl.Float64})
+                                          "yaw": pl.Float64}), left_out
 
     def run_page(self, data: RunData) -> None:
         folder = self.out / "runs" / data.run_id
@@ -190,7 +238,8 @@ class SiteBuilder:
         items = write_gallery(data, adapter, folder, variant, self.directions)
         context = {"run": data.run, "units": data.units, "root_path": str(data.root)}
         self.write(f"runs/{data.run_id}/index.html", "run.html.j2", data=data, items=items, gallery_note=why,
-                   variant=variant, sections=extension_sections(self.registry, "run", context))
+                   variant=variant, failed=failed_units(data),
+                   sections=extension_sections(self.registry, "run", context))
 
     def method_page(self, method: str, boards: list[Board]) -> None:
         spec = self.registry.specs.get("methods", {}).get(method)
