@@ -66,10 +66,10 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> str:
     return checkpoint.sha256
 
 
-def load_checkpoint(path: Path, method: str, head_model: str | None = None, uv_layout: str | None = None,
+def load_checkpoint(path: Path, method: str | None, head_model: str | None = None, uv_layout: str | None = None,
                     how_to_get: str = "") -> Checkpoint:
-    """Read a checkpoint for ``method``; refuse one that is corrupt, for another method, another head model or
-    another UV layout, with one message naming the file."""
+    """Read a checkpoint for ``method`` (None: any method); refuse one that is corrupt, for another method, another
+    head model or another UV layout, with one message naming the file."""
     import pickle
 
     import torch
@@ -90,7 +90,7 @@ def load_checkpoint(path: Path, method: str, head_model: str | None = None, uv_l
     if int(raw.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format {raw.get('format_version')}, newer than this harness "
                               f"reads ({FORMAT_VERSION}); update the harness")
-    if raw.get("method") != method:
+    if method is not None and raw.get("method") != method:
         raise CheckpointError(f"{path} is a checkpoint of method {raw.get('method')!r}, not {method!r}")
     if head_model is not None and raw.get("head_model") != head_model:
         raise CheckpointError(f"{path} was trained for head model {raw.get('head_model')!r}; this run uses "
@@ -124,11 +124,7 @@ def find_checkpoints(root: Path) -> list[tuple[Path, Checkpoint | None, str]]:
     rows: list[tuple[Path, Checkpoint | None, str]] = []
     for path in sorted((Path(root) / CHECKPOINTS_DIR).rglob("*.pt")):
         try:
-            import torch
-
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-            method = raw.get("method", "") if isinstance(raw, dict) else ""
-            rows.append((path, load_checkpoint(path, method), ""))
-        except Exception as err:  # listed as unusable, with the reason
+            rows.append((path, load_checkpoint(path, None), ""))
+        except CheckpointError as err:  # listed as unusable, with the reason
             rows.append((path, None, str(err).splitlines()[0][:200]))
     return rows

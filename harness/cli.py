@@ -209,7 +209,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from harness.synth.cameras import camera_set
     from harness.synth.corpus import CorpusConfig, generate_corpus
 
-    known = {f.name for f in fields(CorpusConfig)}
+    known = {f.name for f in fields(CorpusConfig)} - {"seed"}  # the seed is --seed
     values = _parse_config(args.config)
     unknown = sorted(set(values) - known)
     if unknown:

@@ -78,6 +78,11 @@ class RefusedFolderError(RuntimeError):
     """A folder the harness would replace holds things it did not make; nothing was touched."""
 
 
+def mark_harness_made(root: Path, what: str) -> None:
+    """Mark ``root`` as made by the harness, so a later generation may replace it."""
+    atomic_write_json(Path(root) / HARNESS_MADE, {"made_by": "head-avatar-harness", "what": what})
+
+
 def check_replaceable(root: Path) -> None:
     """Raise ``RefusedFolderError`` unless ``root`` is absent, an empty folder or one the harness made."""
     if not root.exists() and not root.is_symlink():
@@ -108,7 +113,7 @@ def atomic_folder(root: Path, what: str = "") -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.tmp-"))
     try:
         yield tmp
-        atomic_write_json(tmp / HARNESS_MADE, {"made_by": "head-avatar-harness", "what": what})
+        mark_harness_made(tmp, what)
         check_replaceable(root)  # the folder may have been filled while this was being written
         if root.exists():
             shutil.rmtree(root)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import CorpusError
-from harness.jsonio import HARNESS_MADE, atomic_write_bytes, atomic_write_json, read_json
+from harness.jsonio import atomic_write_bytes, atomic_write_json, mark_harness_made, read_json
 
 CORPUS_VERSION = 1
 MANIFEST = "manifest.json"
@@ -70,6 +70,7 @@ class CorpusConfig:
         return -(-self.count // self.shard_size)
 
 
+@lru_cache(maxsize=2)
 def _model(head_model: str) -> Any:
     from harness.heads.loading import load_head_model
 
@@ -95,29 +96,26 @@ def sample_params(model: Any, identity: Any, config: CorpusConfig, identity_inde
 def _uv_ground_truth(model: Any, identity: Any, params: Any, resolution: int) -> dict[str, np.ndarray]:
     import torch
 
+    from harness.geometry.attributes import uv_attribute_map
     from harness.geometry.uv_raster import uv_raster
     from harness.heads.model import surface_points
     from harness.synth.heads import albedo
 
-    lookup = uv_raster(model, resolution)
-    face_ids = lookup.face_ids.reshape(-1).numpy()
-    bary = lookup.bary.reshape(-1, 3).numpy().astype(np.float64)
-    covered = face_ids >= 0
-    faces, ids, weights = model.faces, face_ids[covered], bary[covered]
+    raster = uv_raster(model, resolution)
+    covered = raster.mask.reshape(-1).numpy()
+    ids = raster.face_ids.reshape(-1).numpy()[covered]
+    weights = raster.bary.reshape(-1, 3).numpy()[covered]
 
-    def texels(per_vertex: np.ndarray) -> np.ndarray:
-        out = np.zeros((resolution * resolution, per_vertex.shape[1]), dtype=np.float32)
-        out[covered] = np.einsum("nk,nkd->nd", weights, per_vertex[faces[ids]])
-        return out.reshape(resolution, resolution, -1)
+    def uv_map(per_vertex: np.ndarray) -> np.ndarray:
+        values = torch.as_tensor(per_vertex, dtype=torch.float32)
+        return uv_attribute_map(values, model, resolution, raster)[0].permute(1, 2, 0).numpy()
 
-    identity_offset = np.einsum("vcs,s->vc", model.shapedirs, params.shape)
-    expression_offset = np.einsum("vce,e->vc", model.exprdirs, params.expression)
-    points = surface_points(torch.as_tensor(model.v_template, dtype=torch.float64), faces, ids, weights).numpy()
+    points = surface_points(torch.as_tensor(model.v_template, dtype=torch.float64), model.faces, ids, weights).numpy()
     colour = np.zeros((resolution * resolution, 3), dtype=np.float32)
     colour[covered] = albedo(model, identity, ids, points)
     return {"uv_albedo": colour.reshape(resolution, resolution, 3),
-            "uv_identity_offset": texels(identity_offset), "uv_expression_offset": texels(expression_offset),
-            "uv_mask": covered.reshape(resolution, resolution)}
+            "uv_identity_offset": uv_map(np.einsum("vcs,s->vc", model.shapedirs, params.shape)),
+            "uv_expression_offset": uv_map(np.einsum("vce,e->vc", model.exprdirs, params.expression))}
 
 
 def render_sample(config: CorpusConfig, index: int) -> dict[str, np.ndarray]:
@@ -166,9 +164,7 @@ def render_sample(config: CorpusConfig, index: int) -> dict[str, np.ndarray]:
         "expression_index": np.int64(expression_index),
     }
     arrays.update({k: np.asarray(v, dtype=np.float32) for k, v in params.as_arrays().items()})
-    uv = _uv_ground_truth(model, identity, params, config.uv_resolution)
-    uv.pop("uv_mask")
-    arrays.update(uv)
+    arrays.update(_uv_ground_truth(model, identity, params, config.uv_resolution))
     return arrays
 
 
@@ -231,8 +227,7 @@ def _prepare_folder(root: Path, config: CorpusConfig) -> None:
             raise CorpusError(f"{root} holds a corpus of another configuration ({config_path}); use another folder")
         return
     check_replaceable(root)
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(root / HARNESS_MADE, {"made_by": "head-avatar-harness", "what": "synthetic corpus"})
+    mark_harness_made(root, "synthetic corpus")
     atomic_write_json(config_path, {"version": CORPUS_VERSION, **asdict(config)})
 
 
@@ -279,10 +274,10 @@ def generate_corpus(root: Path, config: CorpusConfig, workers: int = 0,
         nearest = min(distances, key=distances.get)
         identities.append({"index": index, "attempt": attempt, "nearest_evaluation_subject": nearest,
                            "nearest_distance": distances[nearest], "distances": distances})
-    uv_mask = _uv_ground_truth(model, training_identity(model, config.seed, 0)[0],
-                               model.params(), config.uv_resolution)["uv_mask"]
+    from harness.geometry.uv_raster import uv_raster
+
     buffer = io.BytesIO()
-    np.save(buffer, uv_mask)
+    np.save(buffer, uv_raster(model, config.uv_resolution).mask.numpy())
     atomic_write_bytes(root / "uv_mask.npy", buffer.getvalue())
     manifest = {
         "version": CORPUS_VERSION, "config": asdict(config), "count": config.count,
