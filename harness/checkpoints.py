@@ -128,3 +128,41 @@ def find_checkpoints(root: Path) -> list[tuple[Path, Checkpoint | None, str]]:
         except CheckpointError as err:  # listed as unusable, with the reason
             rows.append((path, None, str(err).splitlines()[0][:200]))
     return rows
+
+
+def select_checkpoint(method: str, choice: str, demo_file: Path, context: Any, head_model: str, uv_layout: str,
+                      how_to_train: str) -> Checkpoint:
+    """The checkpoint a learned method runs with, by its ``checkpoint`` config value.
+
+    ``"demo"``: the shipped synthetic-demo stand-in (``demo_file``), on any data: every report marks the run.
+    A path: that file. ``"auto"``: the stand-in on the procedural demo datasets (``context.synthetic_subjects``);
+    elsewhere the newest full checkpoint of ``method`` under ``$HARNESS_HOME/weights/checkpoints/<method>/``, and
+    with none there a ``MissingWeightsError`` saying what to train or pass: a demo-scale model never runs on real
+    people's photos unless asked to. ``context`` is the runner's ``RunContext`` (None outside the runner: treated as
+    real data).
+    """
+    from harness.api.method import MissingWeightsError
+    from harness.weights import weights_dir
+
+    def load(path: Path) -> Checkpoint:
+        return load_checkpoint(path, method, head_model, uv_layout)
+
+    choice = str(choice or "auto")
+    if choice == "demo":
+        return load(Path(demo_file))
+    if choice != "auto":
+        return load(Path(choice).expanduser())
+    if context is not None and bool(getattr(context, "synthetic_subjects", False)):
+        return load(Path(demo_file))
+    folder = weights_dir() / CHECKPOINTS_DIR / method
+    full = [(path.stat().st_mtime, path) for path, checkpoint, _ in find_checkpoints(weights_dir())
+            if checkpoint is not None and checkpoint.method == method and not checkpoint.synthetic_demo
+            and checkpoint.head_model == head_model and checkpoint.uv_layout == uv_layout]
+    if full:
+        return load(max(full)[1])
+    dataset = getattr(context, "dataset", None) or "this data"
+    raise MissingWeightsError(
+        f"{method}: no full-size checkpoint for head model {head_model!r} (dataset {dataset} is not synthetic, and "
+        "the shipped model is a synthetic-demo stand-in trained on procedural heads)", folder,
+        f"Train one ({how_to_train}) and put the .pt there, or pass --config checkpoint=PATH; "
+        "--config checkpoint=demo runs the synthetic-demo stand-in anyway (every report marks it)")

@@ -197,6 +197,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         reasons = sorted(set(skipped.values()))
         console.print(f"[yellow]{len(skipped)} unit(s) skipped by the method's capabilities:[/yellow] "
                       f"{'; '.join(reasons)}")
+    if result["record"].get("synthetic_demo"):
+        console.print("[magenta]synthetic-demo model:[/magenta] predicted with a stand-in trained on procedural heads "
+                      "(not the method's full-size weights); every report marks this run")
     console.print(f"run folder: {result['prepared'].store.root}")
     console.print(f"summary: {result['report']}")
     console.print(f"report: {result['site']}")
@@ -411,6 +414,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                       f"{r['mean_b']:.4f}", f"{r['diff']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
                       fmt(r["p_wilcoxon"]), fmt(r["p_holm"]), better)
     console.print(table)
+    for label, run_dir in (("A", args.run_a), ("B", args.run_b)):
+        if _synthetic_demo_run(Path(run_dir)):
+            console.print(f"{label} was predicted with a synthetic-demo stand-in model (procedural heads), not the "
+                          "method's full-size weights")
     console.print("Paired on identical (kind, subject, sequence, camera, frame); interval: paired bootstrap over "
                   f"subjects ({args.bootstrap} resamples, seed {args.seed}); Wilcoxon signed-rank on per-subject "
                   "mean differences, Holm-corrected across the rows; 'better' only where the interval excludes 0.")
@@ -420,6 +427,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         result.table.write_csv(out) if out.suffix == ".csv" else result.table.write_json(out)
         console.print(f"written: {out}")
     return 0
+
+
+def _synthetic_demo_run(run_dir: Path) -> bool:
+    from harness.store import RunFolderError, RunStore
+
+    store = RunStore(run_dir)
+    try:
+        recorded = store.read_run().get("checkpoints") if store.run_json.exists() else None
+    except RunFolderError:
+        recorded = None
+    checkpoints = recorded if isinstance(recorded, list) else store.checkpoints_used()
+    return any(isinstance(c, dict) and c.get("synthetic_demo") for c in checkpoints)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import numpy as np
 
 from harness.api.method import Method
 from harness.api.specs import MethodSpec, load_target
-from harness.api.types import EvalUnit, Target, View, ViewRef
+from harness.api.types import EvalUnit, RunContext, Target, View, ViewRef
 from harness.checkpoints import checkpoint_summary
 from harness.data.adapter import DatasetAdapter
 from harness.data.errors import ProtocolError
@@ -256,10 +256,20 @@ def predict_unit(prepared: PreparedRun, method: Method, unit: EvalUnit, device: 
         raise
 
 
-def load_method(spec: MethodSpec, device: str, config: Mapping[str, Any]) -> Method:
+def load_method(spec: MethodSpec, device: str, config: Mapping[str, Any],
+                context: RunContext | None = None) -> Method:
+    """Construct and load a method; ``context`` (which dataset and protocol) is set as ``run_context`` first."""
     method = load_target(spec.target)()
+    if context is not None:
+        method.run_context = context
     method.load(device, config)
     return method
+
+
+def run_context(prepared: PreparedRun, registry: Registry) -> RunContext:
+    dataset = registry.dataset(prepared.request.dataset)
+    return RunContext(dataset=dataset.name, protocol=prepared.protocol.name,
+                      synthetic_subjects=dataset.synthetic_subjects)
 
 
 def predict(prepared: PreparedRun, registry: Registry, device: str,
@@ -275,7 +285,7 @@ def predict(prepared: PreparedRun, registry: Registry, device: str,
     if not pending:
         return summary
     t0 = time.perf_counter()
-    method = load_method(prepared.spec, device, prepared.config)
+    method = load_method(prepared.spec, device, prepared.config, run_context(prepared, registry))
     summary.method_seconds += time.perf_counter() - t0
     executor = load_target(registry.executor(prepared.request.executor).target)()
 
@@ -332,6 +342,8 @@ def _run_locked(prepared: PreparedRun, registry: Registry, device: str, progress
     scored = score_run(store.root, registry, device=device, adapter=prepared.adapter, progress=progress,
                        strict=request.strict_metrics)
     record["failed_units"] = [{"unit": u, "error": e} for u, e in predicted.failed]
+    record["checkpoints"] = store.checkpoints_used()
+    record["synthetic_demo"] = any(c.get("synthetic_demo") for c in record["checkpoints"])
     store.write_run(record)
     report, site = write_run_report(store.root, registry)
     wall = time.perf_counter() - wall0

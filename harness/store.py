@@ -154,6 +154,18 @@ class RunStore:
             raise RunFolderError(f"{self.run_json} holds a {type(data).__name__}, not the run's record (a mapping)")
         return data
 
+    def checkpoints_used(self) -> list[dict[str, Any]]:
+        """The distinct checkpoints the run's units were predicted with (from their ``info.json``)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for path in sorted(self.root.glob("predictions/*/info.json")):
+            try:
+                summary = read_json(path).get("checkpoint")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(summary, dict) and summary.get("sha256"):
+                seen.setdefault(str(summary["sha256"]), summary)
+        return list(seen.values())
+
     def write_run(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.run_json, data)
 

@@ -13,7 +13,7 @@ from harness.api.specs import (
     WeightsSpec,
     load_target,
 )
-from harness.api.types import Camera, EvalUnit, Target, View, ViewRef
+from harness.api.types import Camera, EvalUnit, RunContext, Target, View, ViewRef
 
 __all__ = [
     "Avatar",
@@ -27,6 +27,7 @@ __all__ = [
     "MetricSpec",
     "MissingWeightsError",
     "ReportExtensionSpec",
+    "RunContext",
     "Target",
     "TrainerSpec",
     "View",

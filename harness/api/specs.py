@@ -74,6 +74,7 @@ class DatasetSpec:
     default_protocol: str = ""
     root_env: str = ""
     obtain: str = ""
+    synthetic_subjects: bool = False  # True only for procedural heads: no real person is in the data
 
     @property
     def title(self) -> str:

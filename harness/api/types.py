@@ -117,3 +117,16 @@ class EvalUnit:
             "sources": [r.as_dict() for r in self.sources],
             "targets": [r.as_dict() for r in self.targets],
         }
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a method is told about the run before ``load``: the runner sets ``method.run_context`` to one.
+
+    ``synthetic_subjects`` is True only for the procedural demo datasets: a learned method uses it to refuse running
+    a synthetic-demo checkpoint on real people's photos unless asked to (``--config checkpoint=demo``).
+    """
+
+    dataset: str
+    protocol: str
+    synthetic_subjects: bool

@@ -22,6 +22,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         protocols={"demo": "demo/demo.yaml", "demo-fewshot": "demo/demo-fewshot.yaml"},
         default_protocol="demo",
         root_env="HARNESS_DEMO_ROOT",
+        synthetic_subjects=True,
         obtain="Generated automatically into $HARNESS_HOME/data on first use (about a minute on 2 cores).",
     ))
     register(DatasetSpec(
@@ -33,6 +34,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         protocols={"demo-sweep": "demo/demo-sweep.yaml"},
         default_protocol="demo-sweep",
         root_env="HARNESS_DEMO_SWEEP_ROOT",
+        synthetic_subjects=True,
         obtain="Generated automatically into $HARNESS_HOME/data on first use (about 4 minutes on 2 cores).",
     ))
     register(DatasetSpec(
@@ -44,6 +46,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         protocols={"demo-wild": "demo/demo-wild.yaml"},
         default_protocol="demo-wild",
         root_env="HARNESS_DEMO_WILD_ROOT",
+        synthetic_subjects=True,
         obtain="Generated automatically into $HARNESS_HOME/data on first use (a few seconds).",
     ))
     register(DatasetSpec(

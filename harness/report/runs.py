@@ -37,6 +37,24 @@ class RunData:
         return str(self.run["dataset"]), str(self.run["protocol"])
 
     @property
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """The checkpoints the predictions came from: run.json's list, else the units' own records."""
+        recorded = self.run.get("checkpoints")
+        if isinstance(recorded, list):
+            return [c for c in recorded if isinstance(c, dict)]
+        seen: dict[str, dict[str, Any]] = {}
+        for unit in self.units:
+            summary = unit.get("checkpoint") if isinstance(unit, dict) else None
+            if isinstance(summary, dict) and summary.get("sha256"):
+                seen.setdefault(str(summary["sha256"]), summary)
+        return list(seen.values())
+
+    @property
+    def synthetic_demo(self) -> bool:
+        """Whether any prediction came from a synthetic-demo stand-in model (marked wherever the run appears)."""
+        return any(bool(c.get("synthetic_demo")) for c in self.checkpoints)
+
+    @property
     def protocol_label(self) -> str:
         return f"{self.run['protocol']}@v{self.run['protocol_version']}"
 

@@ -22,6 +22,7 @@ def write_summary(run_dir: Path, registry: Registry) -> Path:
     protocol, units = run_protocol(run)
     expected = sum(len(u.targets) for u in units)
     failures = [read_json(p) for p in sorted((store.root / "failures").glob("*.json"))]
+    checkpoints = run.get("checkpoints") if isinstance(run.get("checkpoints"), list) else store.checkpoints_used()
     html = environment(registry).get_template("summary.html.j2").render(
         run=run,
         rows=summary_table(metrics, expected, registry, problems.get("unavailable_metrics", [])),
@@ -30,6 +31,8 @@ def write_summary(run_dir: Path, registry: Registry) -> Path:
         missing_units=problems["missing_units"],
         failures=failures,
         protocol=protocol,
+        checkpoints=checkpoints,
+        synthetic_demo=any(c.get("synthetic_demo") for c in checkpoints),
     )
     path = store.report_dir / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)

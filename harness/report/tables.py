@@ -127,7 +127,8 @@ def export_rows(board: Board) -> list[dict[str, Any]]:
     out = []
     for row in board.rows:
         record: dict[str, Any] = {"method": row.run.method, "run": row.run.run_id, "variant": row.variant,
-                                  "rank": row.rank, "complete": row.complete, "training_overlap": row.overlap}
+                                  "rank": row.rank, "complete": row.complete, "training_overlap": row.overlap,
+                                  "synthetic_demo_model": row.run.synthetic_demo}
         for metric in board.metrics:
             cell = row.cells.get(metric)
             record[f"{metric}_mean"] = cell.mean if cell else None

@@ -2,7 +2,10 @@
 
 ``rig``: the 16 NeRSemble-like directions of the demo rig (yaw to +-75 degrees, two rows); ``synshot``: SynShot's
 14 frontal cameras (yaw -60..60, pitch -15..15) and 14 on the upper hemisphere (pitch 25..65, all round);
-``orbit``: 12 cameras evenly round the head at eye level, back views included.
+``orbit``: 12 cameras evenly round the head at eye level, back views included; ``soap``: the 6 views of SOAP's
+multi-view generator (yaw 0, -90, 180, 90, -45, 45 at eye level, in that order); ``soap+rig``: those 6, then
+the 16 rig cameras. SOAP's cameras are orthographic; these are perspective like the other sets, so a model trained
+on them sees the same projection as the rig.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import numpy as np
 from harness.api.types import Camera
 from harness.data.rig import look_at_world_to_camera
 
-CAMERA_SETS = ("rig", "synshot", "orbit")
+CAMERA_SETS = ("rig", "synshot", "orbit", "soap", "soap+rig")
+SOAP_YAWS = (0.0, -90.0, 180.0, 90.0, -45.0, 45.0)
 DISTANCE = 1.0
 FIELD_OF_VIEW_DEG = 17.0  # the head (about 0.25 m) fills most of a square image at 1 m
 TARGET = np.array([0.0, -0.02, 0.0])
@@ -33,6 +37,10 @@ def _angles(camera_set: str) -> list[tuple[float, float]]:
         return [(float(y), float(p)) for y, p in frontal + upper]
     if camera_set == "orbit":
         return [(float(y), 0.0) for y in np.arange(12) * 30.0]
+    if camera_set == "soap":
+        return [(y, 0.0) for y in SOAP_YAWS]
+    if camera_set == "soap+rig":
+        return _angles("soap") + _angles("rig")
     raise ValueError(f"unknown camera set {camera_set!r}; known: {', '.join(CAMERA_SETS)}")
 
 

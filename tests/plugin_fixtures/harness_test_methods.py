@@ -33,6 +33,20 @@ class OneSourceOnly(NearestInput):
         return super().reconstruct(sources)
 
 
+class CheckpointedNearest(NearestInput):
+    """Nearest-input behind a checkpoint chosen like a learned method's (``HARNESS_TEST_DEMO_CHECKPOINT``)."""
+
+    def load(self, device, config):
+        from pathlib import Path
+
+        from harness.checkpoints import select_checkpoint
+
+        super().load(device, config)
+        self.checkpoint = select_checkpoint(
+            "checkpointed", config.get("checkpoint", "auto"), Path(os.environ["HARNESS_TEST_DEMO_CHECKPOINT"]),
+            getattr(self, "run_context", None), "open-head-template", "abc123", "harness train checkpointed ...")
+
+
 FLOOR = Capabilities(inputs="few", floor_baseline=True)
 
 
@@ -41,5 +55,7 @@ def register_methods(register):
     register(MethodSpec(name="slow-nearest", target="harness_test_methods:SlowNearest", status="experimental",
                         capabilities=FLOOR))
     register(MethodSpec(name="nan-render", target="harness_test_methods:NanOnFirstSubject", capabilities=FLOOR))
+    register(MethodSpec(name="checkpointed", target="harness_test_methods:CheckpointedNearest", capabilities=FLOOR,
+                        default_config={"checkpoint": "auto"}))
     register(MethodSpec(name="one-shot-static", target="harness_test_methods:OneSourceOnly",
                         capabilities=Capabilities(inputs="one", animatable=False)))
