@@ -28,12 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 def _ensure_weights(names: list[str]) -> str:
     from harness.plugins.registry import build_registry
-    from harness.weights import missing_files
+    from harness.weights import missing_files, status
 
     registry = build_registry()
     needed = [registry.weights(w) for n in names for w in registry.metric(n).weights]
-    if not any(missing_files(spec) for spec in needed):
-        return "real weights"
+    if not any(missing_files(spec) for spec in needed):  # present: say whether they are the verified files
+        states = {s.state for s in status(needed)}
+        return ("real weights (verified)" if states <= {"verified", "recorded"}
+                else f"weights present but not all verified ({', '.join(sorted(states))}): check "
+                     "`harness weights status` before quoting these numbers")
     import standins
 
     home = Path(tempfile.mkdtemp(prefix="bench_home_"))
@@ -78,8 +81,9 @@ def bench_metrics(names: list[str], pairs: int, batch: int, size: int, device: s
 
     registry = build_registry()
     pred, gt = (t.to(device) for t in _pairs(pairs, size))
-    print(f"{'metric':>10} {'batched':>12} {'naive loop':>12} {'speed-up':>9}   ({pairs} pairs {size}x{size}, "
-          f"batch {batch}, {device}, {torch.get_num_threads()} threads)")
+    print(f"{'metric':>10} {'batched':>14} {'naive loop':>14} {'speed-up':>9}   ({pairs} pairs {size}x{size}, "
+          f"batch {batch}, {device}, {torch.get_num_threads()} threads; the naive loop is the same code one pair "
+          "at a time)")
     for name in names:
         metric = load_target(registry.metric(name).target)(device=device)
 
@@ -92,7 +96,7 @@ def bench_metrics(names: list[str], pairs: int, batch: int, size: int, device: s
                 metric(pred[i:i + 1], gt[i:i + 1])
 
         fast, slow = _throughput(batched, pairs, device, repeats), _throughput(naive, pairs, device, repeats)
-        print(f"{name:>10} {fast:>8.1f} p/s {slow:>8.1f} p/s {fast / slow:>8.2f}x")
+        print(f"{name:>10} {fast:>10.3g} p/s {slow:>10.3g} p/s {fast / slow:>8.2f}x")
 
 
 def bench_second_method(names: list[str], device: str) -> None:

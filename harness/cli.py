@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,14 +113,20 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """A rich progress bar fed by the runner's (stage, done, total) callbacks."""
+    """Progress fed by the runner's (stage, done, total) callbacks: a rich bar on a terminal; elsewhere (a pipe,
+    nohup, CI or SLURM logs) one flushed plain line per step, with elapsed time and ETA, so logs stream."""
+
+    PLAIN_EVERY_S = 5.0  # between plain lines while a stage runs (its first and last steps are always printed)
 
     def __init__(self, console: Any) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        self.plain = not console.is_terminal
         self.progress = Progress(TextColumn("{task.description:>8}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=False)
+                                 TimeElapsedColumn(), console=console, transient=False, disable=self.plain)
         self.tasks: dict[str, Any] = {}
+        self.started: dict[str, tuple[float, int]] = {}
+        self.printed: dict[str, float] = {}
 
     def __enter__(self) -> _Progress:
         self.progress.__enter__()
@@ -128,10 +135,26 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
 
-    def __call__(self, stage: str, done: int, total: int) -> None:
+    def __call__(self, stage: str, done: int, total: int, note: str = "") -> None:
+        if self.plain:
+            self._line(stage, done, total, note)
+            return
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(stage, total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def _line(self, stage: str, done: int, total: int, note: str) -> None:
+        now = time.perf_counter()
+        start, first_done = self.started.setdefault(stage, (now, done))
+        last = self.printed.get(stage)
+        if last is not None and done < total and now - last < self.PLAIN_EVERY_S:
+            return
+        self.printed[stage] = now
+        elapsed = now - start
+        rate = (done - first_done) / elapsed if elapsed > 0 and done > first_done else 0.0
+        eta = f", ETA {(total - done) / rate:.0f} s" if rate > 0 and done < total else ""
+        print(f"{stage} {done}/{total} ({100 * done / max(total, 1):.0f}%), elapsed {elapsed:.0f} s{eta}"
+              f"{', ' + note if note else ''}", flush=True)
 
 
 def _print_results(console: Any, scored: Any, registry: Any) -> None:
@@ -173,6 +196,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunRequest, run
 
     registry = get_registry()
+    registry.method(args.method)  # an unknown name is refused before torch is imported (seconds saved)
+    registry.dataset(args.dataset)
     console = _console()
     request = RunRequest(
         method=args.method, dataset=args.dataset, protocol=args.protocol,
@@ -250,14 +275,19 @@ def cmd_train(args: argparse.Namespace) -> int:
                            synthetic_demo=not args.full)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-                  TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("train", total=None, loss="")
+    if not console.is_terminal:  # a log file or pipe: plain flushed lines
+        with _Progress(console) as lines:
+            result = train(request, spec, lambda done, total, losses: lines(
+                "train", done, total, f"loss {losses.get('loss', float('nan')):.5f}"))
+    else:
+        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("train", total=None, loss="")
 
-        def progress(done: int, total: int, losses: Any) -> None:
-            bar.update(task, completed=done, total=total, loss=f"loss {losses.get('loss', float('nan')):.5f}")
+            def progress(done: int, total: int, losses: Any) -> None:
+                bar.update(task, completed=done, total=total, loss=f"loss {losses.get('loss', float('nan')):.5f}")
 
-        result = train(request, spec, progress)
+            result = train(request, spec, progress)
     console.print(f"training run: {result.root} (resumed from step {result.resumed_from}; {result.seconds:.1f} s, "
                   f"loop overhead {1000 * result.loop_overhead_s:.2f} ms/step)")
     console.print(f"losses: {result.root / 'losses.jsonl'}; curve: {result.root / 'loss.svg'}")
@@ -474,7 +504,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from harness import __version__
+
     parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p_run = sub.add_parser("run", help="run a method on a dataset protocol, score it, write its summary")

@@ -332,7 +332,7 @@ def run(request: RunRequest, registry: Registry, progress: ProgressCallback | No
 
 def _run_locked(prepared: PreparedRun, registry: Registry, device: str, progress: ProgressCallback | None,
                 wall0: float, startup: float, threads: Any) -> dict[str, Any]:
-    from harness.report.summary import write_run_report
+    from harness.report.summary import write_run_report, write_summary
     from harness.scoring.scorer import score_run
 
     request, store = prepared.request, prepared.store
@@ -342,6 +342,7 @@ def _run_locked(prepared: PreparedRun, registry: Registry, device: str, progress
     scored = score_run(store.root, registry, device=device, adapter=prepared.adapter, progress=progress,
                        strict=request.strict_metrics)
     record["failed_units"] = [{"unit": u, "error": e} for u, e in predicted.failed]
+    record["metric_identities"] = scored.metric_identities  # incl. the sha256 of every metric weight file
     record["checkpoints"] = store.checkpoints_used()
     record["synthetic_demo"] = any(c.get("synthetic_demo") for c in record["checkpoints"])
     store.write_run(record)
@@ -361,5 +362,6 @@ def _run_locked(prepared: PreparedRun, registry: Registry, device: str, progress
         "units_skipped": predicted.skipped,
     }
     store.write_run(record)
+    write_summary(store.root, registry)  # again, now that the run's time split is known (a page, no site)
     return {"prepared": prepared, "predicted": predicted, "scored": scored, "report": report, "site": site,
             "record": record}

@@ -160,6 +160,24 @@ def verify(spec: WeightsSpec, root: Path | None = None) -> list[tuple[Path, str]
     return problems
 
 
+def checksums(spec: WeightsSpec, root: Path | None = None) -> dict[str, str]:
+    """sha256 of each present file of ``spec`` by its path under the cache (cached against size and mtime, so a
+    second call after ``require`` hashes nothing)."""
+    root = root or weights_dir()
+    cache_path = root / VERIFIED_FILE
+    try:
+        cache = dict(read_json(cache_path)) if cache_path.exists() else {}
+    except (OSError, ValueError):
+        cache = {}
+    changed = [False]
+    out = {f.relpath: _cached_sha256(root / f.relpath, f.relpath, cache, changed) for f in spec.files
+           if (root / f.relpath).is_file()}
+    if changed[0]:
+        with contextlib.suppress(OSError):
+            atomic_write_json(cache_path, cache)
+    return out
+
+
 def require(spec: WeightsSpec, what: str) -> Path:
     """The weights root, or an error naming the first missing or unusable file and how to get it.
 

@@ -41,9 +41,17 @@ def test_dreamsim_equals_the_library_model_on_the_same_crops(dreamsim_metric) ->
 
     cache = dreamsim_metric.home / "weights" / DREAMSIM_DIR
     with torch_hub_dir(cache):
-        library, _ = dreamsim(pretrained=True, device="cpu", cache_dir=str(cache), dreamsim_type="ensemble")
+        library, preprocess = dreamsim(pretrained=True, device="cpu", cache_dir=str(cache),
+                                       dreamsim_type="ensemble")
     gt, pred = _images(2, 0), _images(2, 1)
     boxes = [square_box(None, 96, 80)] * 2
+    # The crop goes through DreamSim's own preprocessing (8-bit PIL image, its resize): bitwise the same input.
+    from PIL import Image
+
+    from harness.scoring.dreamsim_metric import crop_square
+
+    crop = (crop_square(gt[0], boxes[0]).permute(1, 2, 0).double().numpy() * 255).round().astype(np.uint8)
+    assert torch.equal(to_model_input(gt[:1], boxes[:1]), preprocess(Image.fromarray(crop)).float())
     with torch.no_grad():
         expected = library(to_model_input(pred, boxes), to_model_input(gt, boxes))
     np.testing.assert_allclose(dreamsim_metric(pred, gt).values, expected.numpy(), atol=1e-5)

@@ -75,6 +75,7 @@ class DatasetSpec:
     root_env: str = ""
     obtain: str = ""
     synthetic_subjects: bool = False  # True only for procedural heads: no real person is in the data
+    default_root: str = ""  # where the dataset lives by default, under $HARNESS_HOME (listing imports no reader)
 
     @property
     def title(self) -> str:

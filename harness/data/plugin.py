@@ -23,6 +23,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         default_protocol="demo",
         root_env="HARNESS_DEMO_ROOT",
         synthetic_subjects=True,
+        default_root="data/demo-v2",  # the reader's default_root(); a test keeps them equal
         obtain="Generated automatically into $HARNESS_HOME/data on first use (about a minute on 2 cores).",
     ))
     register(DatasetSpec(
@@ -35,6 +36,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         default_protocol="demo-sweep",
         root_env="HARNESS_DEMO_SWEEP_ROOT",
         synthetic_subjects=True,
+        default_root="data/demo-sweep-v1",  # the reader's default_root(); a test keeps them equal
         obtain="Generated automatically into $HARNESS_HOME/data on first use (about 4 minutes on 2 cores).",
     ))
     register(DatasetSpec(
@@ -47,6 +49,7 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         default_protocol="demo-wild",
         root_env="HARNESS_DEMO_WILD_ROOT",
         synthetic_subjects=True,
+        default_root="data/demo-wild-v1",  # the reader's default_root(); a test keeps them equal
         obtain="Generated automatically into $HARNESS_HOME/data on first use (a few seconds).",
     ))
     register(DatasetSpec(

@@ -12,6 +12,7 @@ from harness.data.errors import DatasetError, ProtocolError
 from harness.data.prepared import PreparedDataset
 from harness.data.protocol import Protocol, expand_with_dataset
 from harness.data.resolve import root_candidates
+from harness.paths import harness_home
 
 
 @dataclass
@@ -28,9 +29,8 @@ def locate(spec: DatasetSpec, data_root: Path | str | None = None) -> Location:
         looked.append(f"{source}: {path if path is not None else 'not set'}")
         if path is not None:
             return Location(path.is_dir(), path, looked)
-    default = getattr(load_target(spec.target), "default_root", None)
-    if default is not None:
-        path = default()
+    if spec.default_root:  # declared in the spec, so listing never imports a reader (or torch through it)
+        path = harness_home() / spec.default_root
         looked.append(f"default: {path}")
         return Location(path.is_dir(), path, looked)
     return Location(False, None, looked)

@@ -50,7 +50,10 @@ class UnknownNameError(LookupError):
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(known) if known else "none"
-        super().__init__(f"unknown {kind[:-1]} {name!r}.{hint} Known {kind}: {listing}.")
+        how = {"methods": " List them with `harness ls methods`; add your own as a plugin package (see "
+                          "plugin_template/README.md).",
+               "datasets": " List them with `harness ls datasets`."}.get(kind, "")
+        super().__init__(f"unknown {kind[:-1]} {name!r}.{hint} Known {kind}: {listing}.{how}")
         self.kind, self.name, self.suggestions = kind, name, close
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ class RunData:
     images: pl.DataFrame
     units: list[dict[str, Any]]
     unavailable: dict[str, str]  # metric -> why it could not run (missing weights)
+    metric_identities: dict[str, Any] = field(default_factory=dict)  # metric -> settings, weight files' sha256
 
     @property
     def run_id(self) -> str:
@@ -83,9 +84,10 @@ def load_run(root: Path) -> RunData:
     except (AttributeError, KeyError, TypeError):
         raise ReportInputError(f"{store.scoring_errors_path} is malformed; score the run again "
                                f"(harness score {root})") from None
+    identities = problems.get("metric_identities") or run.get("metric_identities") or {}
     return RunData(store.root, run, _table(store.metrics_path, root),
                    _table(store.images_path, root) if store.images_path.exists() else pl.DataFrame(), units,
-                   unavailable)
+                   unavailable, identities if isinstance(identities, dict) else {})
 
 
 def _json(path: Path, fix: str) -> Any:

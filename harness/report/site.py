@@ -67,7 +67,19 @@ def provenance(runs: list[RunData]) -> dict[str, Any]:
         "protocols": sorted({f"{r.board[0]}/{r.protocol_label}" for r in runs}),
         "runs": [{"id": r.run_id, "recorded_at": r.run.get("provenance", {}).get("recorded_at", ""),
                   "commit": r.run.get("provenance", {}).get("harness_commit", "")} for r in runs],
+        "weights": metric_weight_files(runs),
     }
+
+
+def metric_weight_files(runs: list[RunData]) -> list[dict[str, str]]:
+    """Every metric weight file the runs were scored with: (file, sha256), one entry per distinct pair."""
+    seen: dict[tuple[str, str], None] = {}
+    for data in runs:
+        for identity in data.metric_identities.values():
+            weights = identity.get("weights", {}) if isinstance(identity, dict) else {}
+            for relpath, sha in sorted(weights.items()) if isinstance(weights, dict) else []:
+                seen[(str(relpath), str(sha))] = None
+    return [{"file": f, "sha256": sha} for f, sha in seen]
 
 
 def failed_units(data: RunData) -> list[dict[str, str]]:

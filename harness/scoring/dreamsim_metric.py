@@ -2,8 +2,9 @@
 
 Crop (the same box for both images, from the ground truth): the bounding box of ground-truth alpha > 0.5, made
 square around its centre with side 1.1 x its longer edge; parts outside the frame are filled with white. Without
-an alpha map: the largest centred square. The crop is resized to 224x224, bicubic with antialiasing (torch), as
-DreamSim's preprocessing does without keeping the aspect ratio. Distance = 1 - cosine of the embeddings.
+an alpha map: the largest centred square. The crop is quantised to 8 bits and resized to 224x224 by PIL's bicubic
+filter, exactly as DreamSim's own preprocessing does (``transforms.Resize((224, 224), BICUBIC)`` on a PIL image, then
+``ToTensor``). Distance = 1 - cosine of the embeddings.
 
 DreamSim's loader points torch.hub at its cache for the whole process; the load runs inside a guard that puts the
 previous directory back.
@@ -50,10 +51,18 @@ def crop_square(image: torch.Tensor, box: tuple[int, int, int]) -> torch.Tensor:
     return padded[:, top:top + side, left:left + side]
 
 
+def _pil_resize(crop: torch.Tensor) -> torch.Tensor:
+    """(3, s, s) in [0, 1] -> (3, 224, 224): 8-bit, PIL bicubic, back to [0, 1] (DreamSim's preprocessing)."""
+    from PIL import Image
+
+    array = (crop.detach().clamp(0, 1).permute(1, 2, 0).cpu().double().numpy() * 255.0).round().astype(np.uint8)
+    resized = Image.fromarray(array).resize((SIZE, SIZE), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
+
+
 def to_model_input(images: torch.Tensor, boxes: list[tuple[int, int, int]]) -> torch.Tensor:
-    crops = [F.interpolate(crop_square(img, box)[None], size=(SIZE, SIZE), mode="bicubic", antialias=True,
-                           align_corners=False) for img, box in zip(images, boxes, strict=True)]
-    return torch.cat(crops).clamp(0, 1)
+    crops = [_pil_resize(crop_square(img, box)) for img, box in zip(images, boxes, strict=True)]
+    return torch.stack(crops).to(images.device)
 
 
 class DreamSim:
@@ -71,7 +80,7 @@ class DreamSim:
         self.device = device
         files = sorted(p for p in cache.rglob("*") if p.is_file() and p.suffix in (".pth", ".tar", ".safetensors",
                                                                                    ".bin", ".json"))
-        self.cache_identity = "dreamsim-ensemble-v1|" + ";".join(
+        self.cache_identity = "dreamsim-ensemble-v2-pil|" + ";".join(
             f"{p.relative_to(cache)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
 
     @torch.no_grad()

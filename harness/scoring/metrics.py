@@ -1,13 +1,16 @@
 """Pixel metrics, batched: every function takes (B, 3, H, W) tensors in [0, 1] and returns (B,) values.
 
 Conventions (shown in every report):
-- PSNR: data_range 1.0, per image, MSE accumulated in float64.
+- PSNR: data_range 1.0, per image, MSE accumulated in float64 and floored at 1e-10, so an exact match scores
+  100 dB (the cap) instead of infinity: every pair keeps a finite value and the mean is never biased by dropping
+  exact matches. 8-bit images that differ at all have an MSE of at least 1/255^2/(3 H W), far above the floor
+  for any image under 10^5 x 10^5 pixels, so the cap touches exact matches only.
 - Every per-image value is reduced from that image alone, in a fixed order (the image made contiguous, summed by
   numpy in float64 on the CPU), so it is bitwise the same whatever the batch it came in, its memory layout or the
   thread count; PSNR is also bitwise the same scored on CPU or GPU (the squared differences of float32 values are
   exact in float64, only the sum rounds).
-- SSIM: per image, RGB (mean over channels), Gaussian window 11 taps with sigma 1.5, K1 0.01, K2 0.03,
-  data_range 1.0, population (not sample) covariance, averaged over the valid region (no padding). This equals
+- SSIM: computed in float64, per image, RGB (mean over channels), Gaussian window 11 taps with sigma 1.5, K1 0.01,
+  K2 0.03, data_range 1.0, population (not sample) covariance, averaged over the valid region (no padding). This equals
   scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
   data_range=1.0)``. torchmetrics' SSIM differs: it reflect-pads and averages over the padded border too
   (about 0.01 higher or lower on small images), so it is not used here.
@@ -22,6 +25,8 @@ import torch.nn.functional as F
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
+PSNR_MSE_FLOOR = 1e-10  # PSNR of an exact match: 10 log10(1 / 1e-10) = 100 dB
+PSNR_CAP_DB = 100.0
 
 
 def _check(pred: torch.Tensor, gt: torch.Tensor) -> None:
@@ -43,8 +48,8 @@ def _per_image(values: list[float], like: torch.Tensor) -> torch.Tensor:
 def psnr(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     _check(pred, gt)
     mse = np.array([_image_mean((p.double() - g.double()).square()) for p, g in zip(pred, gt, strict=True)])
-    with np.errstate(divide="ignore"):
-        return _per_image((10.0 * np.log10(data_range**2 / mse)).tolist(), pred)
+    mse = np.maximum(mse, PSNR_MSE_FLOOR * data_range**2)
+    return _per_image((10.0 * np.log10(data_range**2 / mse)).tolist(), pred)
 
 
 def _gaussian_taps(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -70,9 +75,9 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0) -> torch
 
 
 def _canonical(image: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) -> (1, C, H, W) float32 in one fixed memory layout (channels last: how decoded images arrive, so
-    usually no copy), whatever layout the batch had."""
-    return image[None].float().contiguous(memory_format=torch.channels_last)
+    """(C, H, W) -> (1, C, H, W) float64 in one fixed memory layout (channels last), whatever layout the batch
+    had. float64 throughout, like scikit-image: the moments' differences (E[x^2] - E[x]^2) cancel badly in float32."""
+    return image[None].double().contiguous(memory_format=torch.channels_last)
 
 
 def _ssim_one(x: torch.Tensor, y: torch.Tensor, data_range: float) -> float:

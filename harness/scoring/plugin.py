@@ -13,13 +13,14 @@ from harness.scoring import sources
 def register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register(MetricSpec(
         name="psnr", display_name="PSNR", target="harness.scoring.metrics:PSNR", direction="higher",
-        value_range=(0.0, float("inf")),
-        settings="per image, data_range 1.0, MSE in float64 over all pixels and RGB channels (dB)",
+        value_range=(0.0, 100.0),
+        settings="per image, data_range 1.0, MSE in float64 over all pixels and RGB channels, floored at 1e-10 "
+                 "(an exact match scores the cap, 100 dB) (dB)",
     ))
     register(MetricSpec(
         name="ssim", display_name="SSIM", target="harness.scoring.metrics:SSIM", direction="higher",
         value_range=(-1.0, 1.0),
-        settings="per image, RGB mean, Gaussian window 11 / sigma 1.5, K1 0.01, K2 0.03, data_range 1.0, "
+        settings="per image, float64, RGB mean, Gaussian window 11 / sigma 1.5, K1 0.01, K2 0.03, data_range 1.0, "
                  "valid region (no padding)",
     ))
     register(MetricSpec(

@@ -32,10 +32,18 @@ from harness.safepath import UnsafePathError
 from harness.scoring.values import Features, MetricValues, ReferenceCache, ReferenceFeatureMetric
 from harness.store import RunStore
 
-SCORER_VERSION = 3  # 3: per-image float64 reductions of PSNR and SSIM, independent of the batch
+SCORER_VERSION = 4  # 4: SSIM in float64, PSNR capped, empty ground-truth alpha undefined, ranges enforced
+# 3: per-image float64 reductions of PSNR and SSIM, independent of the batch
 # Measured (benchmarks/bench_metrics.py): on CPU, one pair at a time is fastest for the pixel metrics and LPIPS at
 # 512x512 (large batches spill the caches and fault in fresh memory); on CUDA batches keep the device busy.
 BATCH_SIZE = {"cpu": 1, "cuda": 16}
+# A masked pair whose ground-truth alpha covers less than this share of the image has no masked scores: an (almost)
+# empty mask would make every masked metric a comparison of two background fills (SSIM 1, LPIPS 0).
+MIN_ALPHA_COVERAGE = 1e-3
+# Values this far outside a metric's declared range are rounding (e.g. DreamSim's 1 - cos at -1e-15) and are clamped;
+# anything further out is a defect of the metric and is recorded as undefined with the value in the note.
+RANGE_TOLERANCE = 1e-6
+SCORED_LIBRARIES = ("torch", "torchvision", "numpy", "lpips", "dreamsim", "insightface", "onnxruntime", "pillow")
 KEY_COLUMNS = ["unit", "subject", "sequence", "frame", "camera", "metric", "variant"]
 
 METRIC_SCHEMA = {
@@ -62,6 +70,7 @@ class ScoreResult:
     metric_seconds: float = 0.0
     expected_images: int = 0
     unavailable_metrics: list[dict[str, str]] = field(default_factory=list)
+    metric_identities: dict[str, dict[str, Any]] = field(default_factory=dict)  # weights sha256 per metric
 
 
 @dataclass
@@ -108,6 +117,31 @@ def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, s
     if strict and unavailable:
         raise MetricsUnavailableError("\n".join(f"metric {u['metric']}: {u['reason']}" for u in unavailable))
     return loaded, unavailable
+
+
+def metric_identities(registry: Registry, metrics: list[tuple[MetricSpec, Any]]) -> dict[str, dict[str, Any]]:
+    """Everything a metric's values depend on besides the images: its target, settings, the sha256 of every weight
+    file it loaded, and the versions of the libraries that compute it. Part of every cached unit's key and recorded
+    in ``run.json``."""
+    from harness.weights import checksums
+
+    return {spec.name: {"target": spec.target, "settings": spec.settings,
+                        "weights": {rel: sha for w in spec.weights
+                                    if (source := registry.specs["weights"].get(w)) is not None
+                                    for rel, sha in checksums(source).items()}}
+            for spec, _ in metrics}
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in SCORED_LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
 
 
 def _unloadable(registry: Registry, spec: MetricSpec, err: Exception) -> str:
@@ -199,7 +233,8 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
 
             pred = stack([pairs[i].prediction for i in chunk])
             gt = stack([pairs[i].ground_truth for i in chunk])
-            alpha_of = {i: torch.from_numpy(pairs[i].alpha).to(device) for i in chunk if pairs[i].alpha is not None}
+            alpha_of = {i: torch.from_numpy(pairs[i].alpha).to(device) for i in chunk
+                        if pairs[i].alpha is not None and not _empty_alpha(pairs[i].alpha)}
             masked_idx = [k for k, i in enumerate(chunk) if i in alpha_of]
             variants = {"full": (pred, gt, list(range(len(chunk))))}
             if masked_idx:
@@ -212,10 +247,31 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
                 for spec, metric in metrics:
                     result = _evaluate(spec, metric, p, g, keys, cache, alphas)
                     for k, v, reason in zip(rows, result.values, result.reasons, strict=True):
-                        defined = reason is None and bool(np.isfinite(v))
-                        note = None if defined else (reason or "metric returned a non-finite value")
-                        out.append((chunk[k], spec.name, variant, float(v) if defined else None, note))
+                        value, note = checked_value(spec, v, reason)
+                        out.append((chunk[k], spec.name, variant, value, note))
     return out
+
+
+def _empty_alpha(alpha: np.ndarray) -> bool:
+    return float(np.mean(alpha)) < MIN_ALPHA_COVERAGE
+
+
+def checked_value(spec: MetricSpec, value: float, reason: str | None) -> tuple[float | None, str | None]:
+    """(value, None) for a legitimate value, (None, why) otherwise; rounding just past the declared range is
+    clamped into it, a value further out is a defect and is not averaged."""
+    if reason is not None:
+        return None, reason
+    value = float(value)
+    if not np.isfinite(value):
+        return None, f"metric returned a non-finite value ({value})"
+    low, high = spec.value_range
+    if low - RANGE_TOLERANCE <= value < low:
+        return low, None
+    if high < value <= high + RANGE_TOLERANCE:
+        return high, None
+    if not low <= value <= high:
+        return None, f"metric returned {value!r}, outside its declared range [{low}, {high}]"
+    return value, None
 
 
 @dataclass
@@ -226,43 +282,80 @@ class _UnitScore:
     seconds: float
 
 
-def _score_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, protocol: Protocol,
-                metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any],
-                cache: ReferenceCache | None) -> _UnitScore:
-    if unit.kind == "in_the_wild":
-        return _score_wild_unit(store, unit, adapter, metrics, device, run_meta)
+Loaded = list[tuple[ViewRef, Any, str | None]]  # (target, its ground-truth View or None, why it could not load)
+
+
+def _load_ground_truth(unit: EvalUnit, adapter: DatasetAdapter) -> Loaded:
+    """The unit's ground truth: each target's view, or for an in-the-wild unit its input photo (the reference)."""
+    refs = [unit.sources[0]] if unit.kind == "in_the_wild" else list(unit.targets)
+    loaded: Loaded = []
+    for ref in refs:
+        try:
+            loaded.append((ref, adapter.load_view(ref), None))
+        except (DatasetError, ImageReadError) as err:
+            loaded.append((ref, None, str(err)))
+    return loaded
+
+
+def _ground_truth_fingerprint(loaded: Loaded) -> str:
+    return stable_hash([[ref.as_dict(), ground_truth_hash(view.image, view.alpha) if view is not None else why]
+                        for ref, view, why in loaded])
+
+
+def _unit_pairs(store: RunStore, unit: EvalUnit, loaded: Loaded) -> tuple[list[_Pair], list[dict[str, Any]]]:
     pairs: list[_Pair] = []
     errors: list[dict[str, Any]] = []
-    for ref in unit.targets:
+    for ref, view, why in loaded:
         try:
-            view = adapter.load_view(ref)
+            if view is None:
+                raise ScoringError(why or "ground truth unreadable")
             pred, rel, pred_sha = _load_prediction(store, unit, ref, view.image.shape)
-        except (ScoringError, DatasetError, ImageReadError) as err:
+        except ScoringError as err:
             errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
             continue
         pairs.append(_Pair(ref, pred, view.image, view.alpha, rel, pred_sha,
                            ground_truth_hash(view.image, view.alpha), view.alpha_note))
+    return pairs, errors
+
+
+def _score_units(store: RunStore, group: list[tuple[EvalUnit, Loaded]], protocol: Protocol,
+                 metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any],
+                 cache: ReferenceCache | None) -> list[_UnitScore]:
+    """Score the paired units of ``group`` together: their pairs share batches (on CUDA a batch spans units), and
+    each pair's values are the same whatever batch it came in (see harness.scoring.metrics)."""
+    per_unit = [_unit_pairs(store, unit, loaded) for unit, loaded in group]
+    pairs = [pair for unit_pairs, _ in per_unit for pair in unit_pairs]
+    owner = [u for u, (unit_pairs, _) in enumerate(per_unit) for _ in unit_pairs]
     t0 = time.perf_counter()
     values = _compute(pairs, metrics, device, protocol.background, cache) if pairs else []
-    seconds = time.perf_counter() - t0
-    values += [(i, spec.name, "masked", None, "masked variant unavailable: "
-                + (pair.alpha_note or "the dataset provides no alpha for this view"))
-               for i, pair in enumerate(pairs) if pair.alpha is None for spec, _ in metrics]
-    rows = [{
-        **run_meta, "unit": unit.name, "kind": unit.kind, "subject": pairs[i].ref.subject,
-        "sequence": pairs[i].ref.sequence, "camera": pairs[i].ref.camera, "frame": pairs[i].ref.frame,
-        "metric": name, "variant": variant, "value": value, "status": "ok" if value is not None else "undefined",
-        "note": note,
-    } for i, name, variant, value, note in values]
-    images = [{
-        "unit": unit.name, **p.ref.as_dict(), "prediction": p.pred_file, "prediction_sha256": p.pred_sha,
-        "ground_truth_sha256": p.gt_sha, "masked_available": p.alpha is not None,
-    } for p in pairs]
-    return _UnitScore(pl.DataFrame(rows, schema=METRIC_SCHEMA), pl.DataFrame(images, schema=IMAGE_SCHEMA),
-                      errors, seconds)
+    seconds = (time.perf_counter() - t0) / max(1, len(group))
+    values += [(i, spec.name, "masked", None, _no_masked_reason(pair)) for i, pair in enumerate(pairs)
+               if pair.alpha is None or _empty_alpha(pair.alpha) for spec, _ in metrics]
+    results = []
+    for u, (unit, _) in enumerate(group):
+        rows = [{
+            **run_meta, "unit": unit.name, "kind": unit.kind, "subject": pairs[i].ref.subject,
+            "sequence": pairs[i].ref.sequence, "camera": pairs[i].ref.camera, "frame": pairs[i].ref.frame,
+            "metric": name, "variant": variant, "value": value, "status": "ok" if value is not None else "undefined",
+            "note": note,
+        } for i, name, variant, value, note in values if owner[i] == u]
+        images = [{
+            "unit": unit.name, **p.ref.as_dict(), "prediction": p.pred_file, "prediction_sha256": p.pred_sha,
+            "ground_truth_sha256": p.gt_sha, "masked_available": p.alpha is not None and not _empty_alpha(p.alpha),
+        } for i, p in enumerate(pairs) if owner[i] == u]
+        results.append(_UnitScore(pl.DataFrame(rows, schema=METRIC_SCHEMA).sort(KEY_COLUMNS),
+                                  pl.DataFrame(images, schema=IMAGE_SCHEMA), per_unit[u][1], seconds))
+    return results
 
 
-def _score_wild_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter,
+def _no_masked_reason(pair: _Pair) -> str:
+    if pair.alpha is None:
+        return "masked variant unavailable: " + (pair.alpha_note or "the dataset provides no alpha for this view")
+    return (f"masked variant undefined: the ground-truth alpha is empty (mean {float(np.mean(pair.alpha)):.2g}, "
+            f"below {MIN_ALPHA_COVERAGE:g} of the image), so there is no head to compare")
+
+
+def _score_wild_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, loaded: Loaded,
                      metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any]) -> _UnitScore:
     """Reference-free scoring: every render against the input photo, and renders against each other.
 
@@ -273,10 +366,9 @@ def _score_wild_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter,
     import torch
 
     errors: list[dict[str, Any]] = []
-    try:
-        photo = adapter.load_view(unit.sources[0])
-    except (DatasetError, ImageReadError) as err:  # no reference: every target of this unit only
-        errors = [{"unit": unit.name, **ref.as_dict(), "error": f"unit {unit.name}: input photo: {err}"}
+    _, photo, why = loaded[0]
+    if photo is None:  # no reference: every target of this unit only
+        errors = [{"unit": unit.name, **ref.as_dict(), "error": f"unit {unit.name}: input photo: {why}"}
                   for ref in unit.targets]
         return _UnitScore(pl.DataFrame(schema=METRIC_SCHEMA), pl.DataFrame(schema=IMAGE_SCHEMA), errors, 0.0)
     rendered: list[tuple[ViewRef, np.ndarray, str, str]] = []
@@ -294,22 +386,21 @@ def _score_wild_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter,
         renders = torch.from_numpy(np.stack([r[1] for r in rendered])).permute(0, 3, 1, 2).to(device)
         reference = torch.from_numpy(photo.image[None]).permute(0, 3, 1, 2).to(device)
 
-        def row(ref: ViewRef, camera: str, name: str, variant: str, value: float, reason: str | None) -> dict:
-            defined = reason is None and bool(np.isfinite(value))
+        def row(ref: ViewRef, camera: str, spec: MetricSpec, variant: str, value: float, reason: str | None) -> dict:
+            checked, note = checked_value(spec, value, reason)
             return {**run_meta, "unit": unit.name, "kind": unit.kind, "subject": ref.subject,
-                    "sequence": ref.sequence, "camera": camera, "frame": ref.frame, "metric": name,
-                    "variant": variant, "value": float(value) if defined else None,
-                    "status": "ok" if defined else "undefined",
-                    "note": None if defined else (reason or "metric returned a non-finite value")}
+                    "sequence": ref.sequence, "camera": camera, "frame": ref.frame, "metric": spec.name,
+                    "variant": variant, "value": checked, "status": "ok" if checked is not None else "undefined",
+                    "note": note}
 
         for spec, metric in metrics:
             if hasattr(metric, "against_photo"):
                 result = metric.against_photo(renders, reference)
-                rows += [row(r[0], r[0].camera, spec.name, "against_photo", v, why)
+                rows += [row(r[0], r[0].camera, spec, "against_photo", v, why)
                          for r, v, why in zip(rendered, result.values, result.reasons, strict=True)]
             if hasattr(metric, "cross_view") and len(rendered) > 1:
                 result, index_pairs = metric.cross_view(renders)
-                rows += [row(rendered[a][0], f"{rendered[a][0].camera}~{rendered[b][0].camera}", spec.name,
+                rows += [row(rendered[a][0], f"{rendered[a][0].camera}~{rendered[b][0].camera}", spec,
                              "cross_view", v, why)
                          for (a, b), v, why in zip(index_pairs, result.values, result.reasons, strict=True)]
     seconds = time.perf_counter() - t0
@@ -418,35 +509,58 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     cache = cache or ReferenceCache()
     run_meta = {"run": run["run_id"], "method": run["method"], "dataset": run["dataset"],
                 "protocol": protocol.name, "protocol_version": protocol.version}
-    cache_identity = {"scorer": SCORER_VERSION, "metrics": [s.name for s, _ in metrics],
+    identities = metric_identities(registry, metrics)
+    cache_identity = {"scorer": SCORER_VERSION, "metrics": identities, "libraries": library_versions(),
                       "protocol": protocol.identity(), "run": run_meta}
     metric_parts, image_parts, errors, missing = [], [], [], []
     seconds = 0.0
     skipped_units: dict[str, str] = run.get("skipped_units") or {}
+    # Uncached paired units are scored in groups so that, on CUDA, one batch spans several units.
+    group_pairs = BATCH_SIZE["cuda" if str(device).startswith("cuda") else "cpu"]
+    group: list[tuple[EvalUnit, Loaded, str]] = []
+
+    def keep(part: _UnitScore) -> None:
+        metric_parts.append(part.metrics)
+        image_parts.append(part.images)
+        errors.extend(part.errors)
+
+    def commit(unit: EvalUnit, key: str, part: _UnitScore) -> None:
+        nonlocal seconds
+        seconds += part.seconds
+        _write_parquet(part.metrics, store.score_part(unit.name))
+        _write_parquet(part.images, store.score_part(unit.name).with_suffix(".images.parquet"))
+        atomic_write_json(store.score_part(unit.name).with_suffix(".json"), {"key": key, "errors": part.errors})
+        keep(part)
+
+    def flush() -> None:
+        if group:
+            parts = _score_units(store, [(u, loaded) for u, loaded, _ in group], protocol, metrics, device,
+                                 run_meta, cache)
+            for (unit, _, key), part in zip(group, parts, strict=True):
+                commit(unit, key, part)
+            group.clear()
+
     for done, unit in enumerate(units, start=1):
         if unit.name in skipped_units:
             pass  # the method cannot take this unit (its capabilities): rows say so, it is not a failure
         elif not store.unit_dir(unit.name).is_dir():
             missing.append(unit.name)
         else:
-            key = stable_hash({**cache_identity, "predictions": _prediction_fingerprint(store, unit)})
-            sidecar = store.score_part(unit.name).with_suffix(".json")
+            loaded = _load_ground_truth(unit, adapter)
+            key = stable_hash({**cache_identity, "predictions": _prediction_fingerprint(store, unit),
+                               "ground_truth": _ground_truth_fingerprint(loaded)})
             cached = _cached_unit(store, unit, key)
             if cached is not None:
-                metric_parts.append(cached[0])
-                image_parts.append(cached[1])
-                errors.extend(cached[2])
+                keep(_UnitScore(*cached, seconds=0.0))
+            elif unit.kind == "in_the_wild":
+                commit(unit, key, _score_wild_unit(store, unit, adapter, loaded, metrics, device, run_meta))
             else:
-                scored = _score_unit(store, unit, adapter, protocol, metrics, device, run_meta, cache)
-                seconds += scored.seconds
-                _write_parquet(scored.metrics, store.score_part(unit.name))
-                _write_parquet(scored.images, store.score_part(unit.name).with_suffix(".images.parquet"))
-                atomic_write_json(sidecar, {"key": key, "errors": scored.errors})
-                metric_parts.append(scored.metrics)
-                image_parts.append(scored.images)
-                errors.extend(scored.errors)
+                group.append((unit, loaded, key))
+                if sum(len(u.targets) for u, _, _ in group) >= group_pairs:
+                    flush()
         if progress:
             progress("score", done, len(units))
+    flush()
     metrics_table = pl.concat(metric_parts) if metric_parts else pl.DataFrame(schema=METRIC_SCHEMA)
     metrics_table = pl.concat([metrics_table, _missing_rows(units, missing, errors, metrics, metrics_table,
                                                              run_meta),
@@ -457,6 +571,8 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     _write_parquet(metrics_table, store.metrics_path)
     _write_parquet(images_table, store.images_path)
     atomic_write_json(store.scoring_errors_path, {"errors": errors, "missing_units": missing,
-                                                  "unavailable_metrics": unavailable})
+                                                  "unavailable_metrics": unavailable,
+                                                  "metric_identities": identities})
     return ScoreResult(metrics_table, images_table, errors, missing, seconds,
-                       expected_images=sum(len(u.targets) for u in units), unavailable_metrics=unavailable)
+                       expected_images=sum(len(u.targets) for u in units), unavailable_metrics=unavailable,
+                       metric_identities=identities)
