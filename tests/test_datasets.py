@@ -24,7 +24,7 @@ from PIL import Image
 
 from harness.api.types import ViewRef
 from harness.data.ava256 import Ava256
-from harness.data.errors import DatasetError
+from harness.data.errors import DatasetError, ProtocolError
 from harness.data.nersemble_benchmark import NersembleBenchmark
 from harness.data.nersemble_v2 import NersembleV2, apply_colour_correction
 from harness.data.prepared import PreparedDataset
@@ -75,7 +75,7 @@ def test_benchmark_tracking_and_svfr(benchmark_root: Path) -> None:
     assert tracking["model"] == "flame2023"
     np.testing.assert_allclose(tracking["expression"], data["expression"][4])
     assert reader.tracking("388", "GLASSES", 0) is None  # NVS participants ship no tracking
-    with pytest.raises(DatasetError, match="no tracking for frame 9"):
+    with pytest.raises(DatasetError, match="no tracking for video frame 9"):
         reader.tracking("393", "EXP-1-head", 9)
     assert reader.frames("393", "EXP-1-head") == [0, 1, 2, 3, 4, 5]
     assert reader.subjects() == ["017"] and reader.photos("017") == ["FREE_336_222200046"]
@@ -113,6 +113,11 @@ def test_ava256_transposed_krt_in_millimetres_undistorted_avif_from_zips(tmp_pat
     truth = write_ava(tmp_path)
     reader = Ava256.open(tmp_path)
     capture = "20230405--1635--AAN112"
+    # By default the release's images are used as they are (as the official loader does) ...
+    K, w2c, distorted = truth[AVA_CAMERAS[0]]
+    raw = reader.load_view(ViewRef(capture, "EXP_free_face", 11, AVA_CAMERAS[0]))
+    np.testing.assert_allclose(marker_centre(raw.image), distorted, atol=1.0)
+    reader.undistort = True  # ... and remapped onto the pinhole K when a protocol asks (preprocess.undistort)
     for camera in AVA_CAMERAS:
         K, w2c, distorted = truth[camera]
         view = reader.load_view(ViewRef(capture, "EXP_free_face", 11, camera))
@@ -306,3 +311,66 @@ def test_scoring_v2_without_alpha_reports_masked_unavailable(tmp_path: Path) -> 
     assert all("masked variant unavailable: NeRSemble v2 ships no alpha" in n for n in masked["note"])
     assert metrics.filter(pl.col("variant") == "full")["value"].null_count() == 0
     assert sorted(set(metrics["frame"].to_list())) == [0, 2]  # frames chosen by the rule, recorded in run.json
+
+
+def test_undistortion_is_a_protocol_flag_refused_where_there_is_no_distortion(tmp_path: Path,
+                                                                              benchmark_root: Path) -> None:
+    write_ava(tmp_path)
+    raw = {"name": "p", "version": 1, "dataset": "ava256", "subjects": ["20230405--1635--AAN112"],
+           "preprocess": {"undistort": True},
+           "tasks": [{"kind": "novel_view", "sequences": ["EXP_free_face"], "frames": [11],
+                      "source_cameras": ["401168"], "target_cameras": [AVA_CAMERAS[0]]}]}
+    protocol = parse_protocol(raw)
+    assert protocol.preprocess.undistort and protocol.preprocess.is_identity  # no harness pixel transform
+    reader = Ava256.open(tmp_path)
+    PreparedDataset(reader, protocol, "ava256")
+    assert reader.undistort is True
+    assert Ava256.open(tmp_path).undistort is False  # off unless the protocol says so
+    with pytest.raises(ProtocolError, match="has no lens distortion"):
+        PreparedDataset(NersembleBenchmark.open(benchmark_root), parse_protocol({**raw, "dataset": "nersemble"}),
+                        "nersemble")
+
+
+def test_ava256_dropped_frames_are_left_out_of_the_units_and_recorded(tmp_path: Path) -> None:
+    import zipfile
+
+    write_ava(tmp_path)
+    capture = "20230405--1635--AAN112"
+    source, target, other = AVA_CAMERAS[0], AVA_CAMERAS[1], AVA_CAMERAS[2]
+
+    def drop(camera: str, frame: int) -> None:  # the release lacks this camera's frame
+        archive = tmp_path / capture / "decoder" / "image" / f"cam{camera}.zip"
+        with zipfile.ZipFile(archive) as old:
+            members = {n: old.read(n) for n in old.namelist() if not n.endswith(f"{frame:06d}.avif")}
+        with zipfile.ZipFile(archive, "w") as new:
+            for name, data in members.items():
+                new.writestr(name, data)
+
+    drop(target, 11)
+    drop(source, 12)
+    reader = Ava256.open(tmp_path)
+    camera = reader.camera(capture, "EXP_free_face", 11, target)  # its size comes from another frame
+    assert (camera.width, camera.height) == (333, 512)
+    raw = {"name": "p", "version": 1, "dataset": "ava256", "subjects": [capture],
+           "tasks": [{"kind": "novel_view", "sequences": ["EXP_free_face"], "frames": [11, 12],
+                      "source_cameras": [source], "target_cameras": [target, other]}]}
+    protocol = parse_protocol(raw)
+    units, listing = expand_with_dataset(protocol, PreparedDataset(reader, protocol, "ava256"))
+    # A missing target leaves its unit; a missing source drops the unit.
+    assert {u.sources[0].frame: [t.camera for t in u.targets] for u in units} == {11: [other]}
+    assert sorted((d["frame"], d["camera"]) for d in listing["dropped_views"]) == [(11, target), (12, source)]
+    assert all(".avif" in d["why"] for d in listing["dropped_views"])
+    assert run_protocol({"protocol_content": raw, "dataset_listing": listing})[1] == units
+
+
+def test_mono_avatar_tracking_rows_index_the_video_frames(tmp_path: Path) -> None:
+    root = tmp_path / "bench"
+    write_benchmark(root, subject="393", sequence="EXP-1-head", size=(48, 48), task="mono_flame_avatar")
+    path = write_tracking(root, "393", "EXP-1-head", [100, 102, 104, 106, 108, 110])  # capture timesteps
+    reader = NersembleBenchmark.open(root)
+    assert reader.frames("393", "EXP-1-head") == [0, 1, 2, 3, 4, 5]
+    np.testing.assert_allclose(reader.tracking("393", "EXP-1-head", 2)["expression"], np.load(path)["expression"][2])
+    assert reader.check(["393"]).ok
+    write_tracking(root, "393", "EXP-1-head", [100, 102, 104])  # fewer rows than the video's 6 frames
+    problems = NersembleBenchmark.open(root).check(["393"]).problems
+    assert any("3 tracking rows for 6 video frames" in p for p in problems), problems

@@ -11,10 +11,13 @@ Layout under the dataset root (one folder per capture, named ``{yyyymmdd}--{hhmm
 Conversions at the edge: ``K`` is stored transposed and for the full 2668x4096 (WxH) frame, so the reader
 transposes it and rescales it to the delivered resolution (1334x2048 or 667x1024); ``T`` is stored transposed, so
 ``T[:4, :3].T`` is the 3x4 world->camera ``[R|t]``; translations are millimetres and become metres. The images are
-not undistorted in the release: the reader undistorts image and segmentation (radial-tangential k1 k2 p1 p2,
-OpenCV's model) onto the same K, so the pinhole camera it hands out is exact. Subject = capture folder name,
-sequence = ``seg_id`` (e.g. ``EXP_free_face``), frame = ``frame_id``. The head mask is every labelled class
-except the chair (0 background, 1 hair, 2 body, 3 chair, 4 apparel, 5 lenses, 6-7 lips, 8-9 teeth, 10 tongue).
+not undistorted in the release, and the official loader and demos use them as they are with the pinhole K; so does
+this reader by default. A protocol with ``preprocess: {undistort: true}`` makes it remap image and segmentation
+(radial-tangential k1 k2 p1 p2, OpenCV's model) onto the same K; the flag is part of the protocol (and so of
+``run.json`` and every cache key). Never undistort images that were already rectified: they would be distorted twice.
+Subject = capture folder name, sequence = ``seg_id`` (e.g. ``EXP_free_face``), frame = ``frame_id``. The head
+mask is every labelled class except the chair (0 background, 1 hair, 2 body, 3 chair, 4 apparel, 5 lenses, 6-7 lips,
+8-9 teeth, 10 tongue).
 """
 
 from __future__ import annotations
@@ -56,6 +59,18 @@ class _Zips:
         self.size = size
         self._open: OrderedDict[Path, zipfile.ZipFile] = OrderedDict()
         self._lock = Lock()
+
+    def names(self, path: Path) -> set[str]:
+        """The members of an archive (empty when it is missing or unreadable: its views count as missing)."""
+        with self._lock:
+            archive = self._open.get(path)
+            if archive is not None:
+                return set(archive.namelist())
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return set(archive.namelist())
+        except (zipfile.BadZipFile, OSError):
+            return set()
 
     def read(self, path: Path, member: str) -> bytes:
         with self._lock:
@@ -131,13 +146,16 @@ def _decode(data: bytes, where: str) -> Image.Image:
 class Ava256:
     needs_cache = True  # AVIF decoding and undistortion are far costlier than reading a cached PNG
     layout = "Ava-256 (per-camera zip archives)"
+    supports_undistortion = True
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.undistort = False  # set by the protocol's preprocess.undistort
         self._krt = lru_cache(maxsize=None)(self._read_krt)
         self._frame_list = lru_cache(maxsize=None)(self._read_frame_list)
         self._undistort_maps = lru_cache(maxsize=16)(self._maps)
         self._delivered_size = lru_cache(maxsize=None)(self._read_size)
+        self._names = lru_cache(maxsize=None)(_ZIPS.names)
 
     @classmethod
     def open(cls, root: Path | None) -> Ava256:
@@ -217,16 +235,35 @@ class Ava256:
     def _member(self, camera: str, frame: int, suffix: str) -> str:
         return f"cam{camera}/{frame:06d}.{suffix}"
 
-    def _read_size(self, subject: str, camera: str, frame: int) -> tuple[int, int]:
-        member = self._member(camera, frame, "avif")
-        data = _ZIPS.read(self.image_zip(subject, camera), member)
-        size, problem = check_image_bytes(data, f"{self.image_zip(subject, camera)}:{member}")
-        if size is None:
-            raise DatasetError(problem)
-        return size
+    def _read_size(self, subject: str, camera: str) -> tuple[int, int]:
+        """The delivered size of a camera's images, from its first readable frame: every frame of a camera has
+        one size (``check`` verifies it), and a frame missing from the release must not make the camera unknown."""
+        archive = self.image_zip(subject, camera)
+        members = sorted(m for m in self._names(archive) if m.endswith(".avif"))
+        if not members:
+            raise DatasetError(f"archive {archive} is missing or holds no .avif frames")
+        problem = ""
+        for member in members[:3]:
+            size, problem = check_image_bytes(_ZIPS.read(archive, member), f"{archive}:{member}")
+            if size is not None:
+                return size
+        raise DatasetError(problem)
 
     def camera(self, subject: str, sequence: str, frame: int, camera_id: str) -> Camera:
-        return self._camera_at(subject, camera_id, *self._delivered_size(subject, camera_id, frame))
+        return self._camera_at(subject, camera_id, *self._delivered_size(subject, camera_id))
+
+    def missing_views(self, refs: list[ViewRef]) -> dict[ViewRef, str]:
+        """The views whose image or segmentation is not in the release (about 0.1% of Ava-256's frames, per its
+        datasheet; the official loader skips them), each with the member that is missing."""
+        missing: dict[ViewRef, str] = {}
+        for ref in refs:
+            for archive, suffix in ((self.image_zip(ref.subject, ref.camera), "avif"),
+                                    (self.segmentation_zip(ref.subject, ref.camera), "png")):
+                member = self._member(ref.camera, ref.frame, suffix)
+                if member not in self._names(archive):
+                    missing[ref] = f"{archive} has no member {member}"
+                    break
+        return missing
 
     def _camera_at(self, subject: str, camera_id: str, width: int, height: int) -> Camera:
         calibrated = self._calibrated(subject, camera_id)
@@ -259,7 +296,7 @@ class Ava256:
             labels = labels[..., 0]
         if labels.shape != (height, width):
             labels = np.asarray(Image.fromarray(labels).resize((width, height), Image.Resampling.NEAREST))
-        maps = self._undistort_maps(ref.subject, ref.camera, width, height)
+        maps = self._undistort_maps(ref.subject, ref.camera, width, height) if self.undistort else None
         if maps is not None:
             image = cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             labels = cv2.remap(labels, maps[0], maps[1], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,

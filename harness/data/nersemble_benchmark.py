@@ -69,10 +69,12 @@ class NersembleBenchmark(NersembleVideoLayout):
         return calibration
 
     def frames(self, subject: str, sequence: str) -> list[int]:
-        """Tracked frames for mono-avatar participants (so every frame chosen can be driven), else all frames."""
+        """Video frames 0..n-1. For mono-avatar participants, as the official toolkit reads them: tracking row i
+        belongs to video frame i (the ``frames`` values of the tracking file are capture timesteps, not video
+        frame numbers), so the frames are the rows, and every frame chosen can be driven."""
         data = self._tracking(self.tracking_path(subject, sequence))
         if data is not None:
-            return sorted(int(f) for f in np.asarray(data["frames"]).reshape(-1))
+            return list(range(len(np.asarray(data["frames"]).reshape(-1))))
         return super().frames(subject, sequence)
 
     # -- svfr photos ----------------------------------------------------------------------------------------------
@@ -127,12 +129,28 @@ class NersembleBenchmark(NersembleVideoLayout):
         data = self._tracking(path)
         if data is None:
             return None
-        rows = np.flatnonzero(np.asarray(data["frames"]).reshape(-1) == frame)
-        if rows.size == 0:
-            raise DatasetError(f"{path}: no tracking for frame {frame}")
-        return params_from_nersemble_tracking(data, int(rows[0]))
+        rows = len(np.asarray(data["frames"]).reshape(-1))
+        if not 0 <= frame < rows:
+            raise DatasetError(f"{path}: no tracking for video frame {frame} (it has {rows} rows, one per frame)")
+        return params_from_nersemble_tracking(data, int(frame))  # row = video frame, as the official toolkit
 
     # -- checking -------------------------------------------------------------------------------------------------
+    def _check_tracking_rows(self, subject: str, sequence: str, inventory: Inventory) -> None:
+        """A mono-avatar tracking file must have one row per video frame (row i drives frame i)."""
+        path = self.tracking_path(subject, sequence)
+        if not path.is_file():
+            inventory.problems.append(f"missing tracking file {path}")
+            return
+        try:
+            rows = len(np.asarray(self._tracking(path)["frames"]).reshape(-1))  # type: ignore[index]
+            videos = len(super().frames(subject, sequence))
+        except (DatasetError, KeyError) as err:
+            inventory.problems.append(f"{path}: {err}")
+            return
+        if rows != videos:
+            inventory.problems.append(f"{path}: {rows} tracking rows for {videos} video frames; row i must drive video "
+                                      "frame i")
+
     def expected_cameras(self, subject: str, calibration: Calibration) -> list[str] | None:
         """NVS participants: every calibrated camera but the hold-out ones, which are not distributed. Mono-avatar
         participants: not checked (which cameras the task distributes is the task's choice)."""
@@ -157,8 +175,7 @@ class NersembleBenchmark(NersembleVideoLayout):
                 inventory.found[subject]["task"] = task
                 if task == "mono_flame_avatar":
                     for sequence in inventory.found[subject]["sequences"]:
-                        if not self.tracking_path(subject, sequence).is_file():
-                            inventory.problems.append(f"missing tracking file {self.tracking_path(subject, sequence)}")
+                        self._check_tracking_rows(subject, sequence, inventory)
         for subject in by_task[SVFR]:
             if not subjects or subject in subjects:
                 photos = self.photos(subject)

@@ -40,10 +40,12 @@ class Preprocessing:
     resolution: tuple[int, int] | None = None  # (width, height)
     composite: bool = False
     colour_calibration: bool = False
+    undistort: bool = False  # remap images and masks through the calibration's lens distortion (Ava-256)
 
     @property
     def is_identity(self) -> bool:
-        return self == Preprocessing()
+        """No pixel is changed by the harness (undistortion is the reader's, not a pixel transform here)."""
+        return self.as_dict() | {"undistort": False} == Preprocessing().as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +56,8 @@ def parse_preprocessing(raw: Any, where: str) -> Preprocessing:
         return Preprocessing()
     if not isinstance(raw, dict):
         raise ProtocolError(f"{where}: 'preprocess' must be a mapping")
-    unknown = sorted(set(raw) - {"crop", "crop_scale", "resolution", "composite", "colour_calibration"})
+    unknown = sorted(set(raw) - {"crop", "crop_scale", "resolution", "composite", "colour_calibration",
+                                 "undistort"})
     if unknown:
         raise ProtocolError(f"{where}: unknown preprocess field(s) {unknown}")
     crop = raw.get("crop", "none")
@@ -72,7 +75,8 @@ def parse_preprocessing(raw: Any, where: str) -> Preprocessing:
         raise ProtocolError(f"{where}: preprocess.crop_scale must be positive")
     return Preprocessing(crop=crop, crop_scale=scale, resolution=resolution,
                          composite=bool(raw.get("composite", False)),
-                         colour_calibration=bool(raw.get("colour_calibration", False)))
+                         colour_calibration=bool(raw.get("colour_calibration", False)),
+                         undistort=bool(raw.get("undistort", False)))
 
 
 @dataclass(frozen=True)

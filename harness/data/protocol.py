@@ -44,7 +44,7 @@ included. Without ``source_pool`` the pool is the sequence's frames in the datas
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -259,18 +259,45 @@ class RecordedListing:
 
 
 def expand_with_dataset(protocol: Protocol, dataset: DatasetListing) -> tuple[list[EvalUnit], dict[str, Any] | None]:
-    """The protocol's units and, when they depend on the dataset's contents, the record of what it answered."""
-    if not protocol.needs_dataset_listing:
-        return protocol.units(), None
+    """The protocol's units and, when they depend on the dataset's contents, the record of what it answered.
+
+    Views the release lacks (a dataset whose reader has ``missing_views``: Ava-256's dropped frames) are dropped
+    here, as the official loaders skip them: a missing target leaves its unit, a missing source drops the unit. What
+    was dropped is recorded (``dropped_views``) so the run's units are replayed exactly."""
     recorder = RecordedListing({}, dataset)
-    return protocol.units(recorder), recorder.record
+    units = protocol.units(recorder) if protocol.needs_dataset_listing else protocol.units()
+    check = getattr(dataset, "missing_views", None)
+    if check is not None:
+        refs = sorted({ref for u in units for ref in (*u.sources, *u.targets)})
+        missing = check(refs)
+        if missing:
+            recorder.record["dropped_views"] = [{**ref.as_dict(), "why": why} for ref, why in sorted(missing.items())]
+            units = drop_views(units, set(missing))
+    return units, (recorder.record if recorder.record else None)
+
+
+def drop_views(units: list[EvalUnit], missing: set[ViewRef]) -> list[EvalUnit]:
+    out = []
+    for unit in units:
+        if any(ref in missing for ref in unit.sources):
+            continue
+        targets = tuple(ref for ref in unit.targets if ref not in missing)
+        if targets:
+            out.append(replace(unit, targets=targets) if len(targets) != len(unit.targets) else unit)
+    return out
 
 
 def run_protocol(run: dict[str, Any], where: str = "run.json") -> tuple[Protocol, list[EvalUnit]]:
     """A run record's protocol and units, expanded as they were when the run started."""
     protocol = parse_protocol(run["protocol_content"], f"{where} (protocol_content)")
     listing = run.get("dataset_listing")
-    return protocol, protocol.units(RecordedListing(listing) if listing is not None else None)
+    units = protocol.units(RecordedListing(listing) if listing is not None and protocol.needs_dataset_listing
+                           else None)
+    dropped = (listing or {}).get("dropped_views") or []
+    if dropped:
+        units = drop_views(units, {ViewRef(d["subject"], d["sequence"], int(d["frame"]), d["camera"])
+                                   for d in dropped})
+    return protocol, units
 
 
 def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
