@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.listing import FORMATS
 from harness.paths import default_runs_dir
 from harness.plugins.registry import KINDS, UnknownNameError, get_registry
 
@@ -39,14 +40,11 @@ def _console() -> Any:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from harness.listing import emit
+
     registry = get_registry()
     console = _console()
-    from rich.table import Table
-
-    table = Table(title=f"harness {args.kind}", title_justify="left")
-    table.add_column("name", style="bold")
-    table.add_column("plugin")
-    table.add_column("description")
+    rows = []
     for name, spec in sorted(registry.specs[args.kind].items()):
         extra = ""
         if args.kind == "metrics":
@@ -62,8 +60,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
             extra = f"{spec.description} [{spec.status}]"
         else:
             extra = spec.description
-        table.add_row(name, registry.owner(args.kind, name), extra)
-    console.print(table)
+        rows.append([name, registry.owner(args.kind, name), extra])
+    emit(console, f"harness {args.kind}", ["name", "plugin", "description"], rows, args.format,
+         wide_text=["description"])
     if registry.failures:
         console.print(f"[red]{len(registry.failures)} plugin(s) failed to load; see `harness plugins`[/red]")
     return 0
@@ -90,16 +89,15 @@ def cmd_datasets_check(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    registry = get_registry()
-    console = _console()
     from rich.table import Table
 
-    table = Table(title="loaded plugins", title_justify="left")
-    for col in ("plugin", "distribution", "version", "module", "provides"):
-        table.add_column(col)
-    for p in registry.plugins:
-        table.add_row(p.name, p.distribution, p.version, p.module, ", ".join(p.provides))
-    console.print(table)
+    from harness.listing import emit
+
+    registry = get_registry()
+    console = _console()
+    emit(console, "loaded plugins", ["plugin", "distribution", "version", "module", "provides"],
+         [[p.name, p.distribution, p.version, p.module, ", ".join(p.provides)] for p in registry.plugins],
+         args.format, wide_text=["provides"])
     if registry.failures:
         failed = Table(title="failed plugins", title_justify="left", style="red")
         for col in ("plugin", "distribution", "stage", "error"):
@@ -407,7 +405,6 @@ def cmd_weights_fetch(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     import polars as pl
-    from rich.table import Table
 
     from harness.scoring.statistics import NoSharedUnitsError, compare
 
@@ -428,11 +425,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                          variants=[args.variant] if args.variant else None)
     except NoSharedUnitsError as err:
         raise SystemExit(f"harness: cannot compare {args.run_a} and {args.run_b}: {err}") from None
-    table = Table(title=f"A = {result.method_a} ({args.run_a})  vs  B = {result.method_b} ({args.run_b})",
-                  title_justify="left")
-    for col in ("metric", "variant", "pairs", "subjects", "mean A", "mean B", "A - B", "95% interval",
-                "p (Wilcoxon)", "p (Holm)", "better"):
-        table.add_column(col, justify="left" if col in ("metric", "variant", "better") else "right")
+    columns = ["metric", "variant", "pairs", "subjects", "mean A", "mean B", "A - B", "95% interval",
+               "p (Wilcoxon)", "p (Holm)", "better"]
+    rows = []
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
     for r in result.table.iter_rows(named=True):
         spec = registry.specs["metrics"].get(r["metric"])
@@ -440,10 +435,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if spec is not None and r["ci_low"] is not None and (r["ci_low"] > 0 or r["ci_high"] < 0):
             a_higher = r["diff"] > 0
             better = "A" if a_higher == (spec.direction == "higher") else "B"
-        table.add_row(r["metric"], r["variant"], str(r["n_pairs"]), str(r["subjects"]), f"{r['mean_a']:.4f}",
-                      f"{r['mean_b']:.4f}", f"{r['diff']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
-                      fmt(r["p_wilcoxon"]), fmt(r["p_holm"]), better)
-    console.print(table)
+        rows.append([r["metric"], r["variant"], str(r["n_pairs"]), str(r["subjects"]), f"{r['mean_a']:.4f}",
+                     f"{r['mean_b']:.4f}", f"{r['diff']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+                     fmt(r["p_wilcoxon"]), fmt(r["p_holm"]), better])
+    from harness.listing import emit
+
+    emit(console, f"A = {result.method_a} ({args.run_a})  vs  B = {result.method_b} ({args.run_b})", columns,
+         [[c.replace("[", "\\[") if i == 7 else c for i, c in enumerate(row)] for row in rows], args.format,
+         numeric=columns[2:10])
     for label, run_dir in (("A", args.run_a), ("B", args.run_b)):
         if _synthetic_demo_run(Path(run_dir)):
             console.print(f"{label} was predicted with a synthetic-demo stand-in model (procedural heads), not the "
@@ -488,9 +487,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     if args.leaderboard_command == "add":
-        entry = add(path, Path(args.run_dir))
-        _console().print(f"added {entry['method']} on {entry['dataset']}/{entry['protocol']} (run {entry['run']}) "
-                         f"to {path}")
+        entry, replaced = add(path, Path(args.run_dir))
+        _console().print(f"{'replaced' if replaced else 'added'} {entry['method']} on {entry['dataset']}/"
+                         f"{entry['protocol']} (run {entry['run']}) in {path}")
         return 0
     entries = load(path)
     run_dirs = [Path(e["run_dir"]) for e in entries if e["source"] == "measured"]
@@ -561,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_ls = sub.add_parser("ls", help="list registered methods, datasets, metrics or executors")
     p_ls.add_argument("kind", choices=list(KINDS))
+    p_ls.add_argument("--format", choices=FORMATS, default="table")
     p_ls.set_defaults(func=cmd_ls)
 
     p_data = sub.add_parser("datasets", help="check a dataset folder")
@@ -580,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_compare.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p_compare.add_argument("--seed", type=int, default=0)
     p_compare.add_argument("--out", help="also write the table to OUT (.csv or .json)")
+    p_compare.add_argument("--format", choices=FORMATS, default="table")
     p_compare.set_defaults(func=cmd_compare)
 
     p_weights = sub.add_parser("weights", help="show or fetch the weight files metrics and methods need")
@@ -609,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_board.set_defaults(func=cmd_leaderboard)
 
     p_plugins = sub.add_parser("plugins", help="show loaded plugins and those that failed")
+    p_plugins.add_argument("--format", choices=FORMATS, default="table")
     p_plugins.set_defaults(func=cmd_plugins)
     return parser
 

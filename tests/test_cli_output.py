@@ -69,3 +69,37 @@ def test_progress_streams_as_plain_lines_when_stdout_is_a_pipe(tmp_path: Path, t
     assert seen_alive is True, "".join(lines)
     text = "".join(lines) + rest
     assert "elapsed" in text and "score " in text and "\x1b[" not in text  # plain lines, no terminal codes
+
+
+def test_tables_at_80_columns_keep_every_character(capsys) -> None:
+    import json
+
+    from rich.console import Console
+
+    from harness.listing import emit
+
+    columns = ["metric", "variant", "pairs", "subjects", "mean A", "mean B", "A - B", "95% interval", "p (Wilcoxon)",
+               "p (Holm)", "better"]
+    rows = [["psnr", "masked", "48", "3", "24.1234", "23.0987", "+1.0247", "\\[+0.8123, +1.2456]", "0.25", "0.5",
+             "A"]]
+    console = Console(width=80, force_terminal=False, highlight=False)
+    emit(console, "A vs B", columns, rows, numeric=columns[2:10])
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for value in ("24.1234", "23.0987", "+1.0247", "[+0.8123, +1.2456]", "p (Wilcoxon): 0.25"):
+        assert value in out, out
+    emit(console, "A vs B", columns, rows, fmt="json")
+    assert json.loads(capsys.readouterr().out)[0]["95% interval"] == "[+0.8123, +1.2456]"
+    emit(console, "A vs B", columns, rows, fmt="csv")
+    assert capsys.readouterr().out.splitlines()[1].startswith("psnr,masked,48,3,24.1234")
+    emit(console, "A vs B", columns, rows, fmt="markdown")
+    assert "| psnr | masked | 48 |" in capsys.readouterr().out
+
+
+def test_listing_datasets_at_80_columns_keeps_the_access_urls() -> None:
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "ls", "datasets"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "80"}, timeout=300)
+    assert done.returncode == 0 and "…" not in done.stdout
+    assert "https://github.com/facebookresearch/ava-256" in done.stdout.replace("\n", " ")
+    csv_out = harness_cli(["ls", "datasets", "--format", "csv"]).stdout
+    assert csv_out.splitlines()[0] == "name,plugin,description" and "\ndemo," in csv_out

@@ -118,16 +118,26 @@ def test_user_templates_override_the_defaults(two_runs: list[Path], tmp_path: Pa
 
 
 def test_leaderboard_add_then_build(two_runs: list[Path], tmp_path: Path) -> None:
+    import os
+
     from conftest import harness_cli
 
     board_file = tmp_path / "leaderboard.yaml"
     shutil.copyfile(ROOT / "leaderboard.yaml", board_file)
-    entry = add(board_file, two_runs[1])
-    assert entry["source"] == "measured" and entry["run_dir"] == str(two_runs[1].resolve())
+    original = board_file.read_text()
+    entry, replaced = add(board_file, two_runs[1])
+    assert entry["source"] == "measured" and not replaced
+    assert entry["run_dir"] == os.path.relpath(two_runs[1].resolve(), tmp_path.resolve())  # relative to the file
+    text = board_file.read_text()
+    assert text.startswith(original.rstrip("\n"))  # every existing line kept as it was, the row appended
+    assert text[len(original.rstrip("\n")):].lstrip("\n").startswith("  - {method: gs-fit,")  # in the file's style
     entries = load(board_file)
-    assert sum(e["source"] == "measured" for e in entries) == 1 and board_file.read_text().startswith("#")
-    add(board_file, two_runs[1])  # the same run again replaces its row
-    assert sum(e["source"] == "measured" for e in load(board_file)) == 1
+    assert sum(e["source"] == "measured" for e in entries) == 1
+    assert next(e for e in entries if e["source"] == "measured")["run_dir"] == str(two_runs[1].resolve())
+    _, replaced = add(board_file, two_runs[1])  # the same run again replaces its row
+    assert replaced and sum(e["source"] == "measured" for e in load(board_file)) == 1
+    done = harness_cli(["leaderboard", "--file", str(board_file), "add", str(two_runs[1])])
+    assert done.returncode == 0 and "replaced gs-fit" in done.stdout
     result = harness_cli(["leaderboard", "--file", str(board_file), "--out", str(tmp_path / "lb")])
     assert result.returncode == 0, result.stderr
     page = (tmp_path / "lb" / "boards" / "demo.demo-small.html").read_text()

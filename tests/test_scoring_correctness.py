@@ -128,7 +128,7 @@ def test_an_exact_match_keeps_its_value_in_the_mean(run_dir: Path, demo_adapter)
     _, units = run_protocol(store.read_run())
     unit = next(u for u in units if store.unit_dir(u.name).is_dir())
     exact = demo_adapter.load_view(unit.targets[0])
-    write_png(store.find_prediction(unit.name, exact.ref), exact.image, exact.alpha)
+    write_png(store.find_prediction(unit.name, exact.ref), exact.image)  # the frame itself, as an RGB prediction
     result = score_run(run_dir, build_registry(), adapter=demo_adapter, metric_names=["psnr"])
     rows = result.metrics.filter((pl.col("unit") == unit.name) & (pl.col("camera") == exact.ref.camera)
                                  & (pl.col("frame") == exact.ref.frame))
@@ -159,3 +159,40 @@ def test_a_batch_spanning_units_gives_the_values_of_batch_one(run_dir: Path, tmp
     lp_single, lp_batched = single.filter(~pixel), batched.filter(~pixel)
     assert lp_single.drop("value").equals(lp_batched.drop("value"))
     np.testing.assert_allclose(lp_batched["value"].to_numpy(), lp_single["value"].to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_an_rgba_prediction_is_composited_over_the_plate_for_full_or_left_undefined(run_dir: Path,
+                                                                                     demo_adapter) -> None:
+    from harness.data.prepared import PreparedDataset
+    from harness.data.protocol import run_protocol
+    from harness.imageio import write_png
+    from harness.store import RunStore
+
+    store = RunStore(run_dir)
+    protocol, units = run_protocol(store.read_run())
+    adapter = PreparedDataset(demo_adapter, protocol, "demo")
+    unit = next(u for u in units if store.unit_dir(u.name).is_dir())
+    view = adapter.load_view(unit.targets[0])
+    plate, why = adapter.plate_behind(view.ref, *view.image.shape[:2])
+    assert why == ""
+    outside = view.alpha < 1e-3  # the demo's frames show exactly this plate behind the head
+    assert np.abs(view.image[outside] - plate[outside]).max() <= 1 / 255 + 1e-6
+    # The head alone, as a method with an alpha channel would render it (straight colour, nothing behind it).
+    write_png(store.find_prediction(unit.name, view.ref), np.where(view.alpha[..., None] > 0, view.image, 0.0),
+              view.alpha)
+    result = score_run(run_dir, build_registry(), adapter=adapter, metric_names=["psnr"])
+    row = result.metrics.filter((pl.col("unit") == unit.name) & (pl.col("camera") == view.ref.camera)
+                                & (pl.col("frame") == view.ref.frame) & (pl.col("variant") == "full"))
+    assert row["status"].to_list() == ["ok"] and row["value"][0] > 40  # over the plate: the frame itself
+
+    class NoPlates(_Edited):
+        def plate_behind(self, ref, height, width):
+            return None, "dataset 'x' has no background plates"
+
+    again = score_run(run_dir, build_registry(), adapter=NoPlates(adapter, lambda v: v), metric_names=["psnr"])
+    row = again.metrics.filter((pl.col("unit") == unit.name) & (pl.col("camera") == view.ref.camera)
+                               & (pl.col("frame") == view.ref.frame) & (pl.col("variant") == "full"))
+    assert row["status"].to_list() == ["undefined"] and "RGBA prediction" in row["note"][0]
+    masked = again.metrics.filter((pl.col("unit") == unit.name) & (pl.col("variant") == "masked")
+                                  & (pl.col("status") == "ok"))
+    assert masked.height > 0  # the masked variant does not need a plate

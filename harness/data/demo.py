@@ -186,6 +186,11 @@ class DemoDataset(NersembleV1):
         if not is_complete(root, cls.spec):
             generate(root, spec=cls.spec)
 
+    def background_plate_for(self, ref: Any) -> np.ndarray:
+        """The studio backdrop every demo frame was composited on (the empty-studio plate), at the view's size."""
+        camera = self.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
+        return _background(camera.height, camera.width).astype(np.float32)
+
     @classmethod
     def open(cls, root: Path | None) -> DemoDataset:
         """Read the dataset; never writes (``generate_if_needed`` does)."""

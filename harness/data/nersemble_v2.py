@@ -115,6 +115,9 @@ class NersembleV2(NersembleVideoLayout):
         except ImageReadError as err:
             raise DatasetError(str(err)) from None
 
+    def background_plate_for(self, ref: ViewRef) -> np.ndarray:
+        return self.background_plate(ref.subject, ref.camera)
+
     def check(self, subjects: list[str] | None = None, deep: bool = False) -> Inventory:
         inventory = Inventory(self.root, self.layout)
         hint = layout_problem(self.root, "nersemble-v2")

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.api.types import Camera, View, ViewRef
 from harness.data.adapter import Inventory, LayoutReader
 from harness.data.errors import DatasetError, ProtocolError
@@ -13,6 +15,7 @@ from harness.data.framecache import FrameCache, quantise, source_fingerprint
 from harness.data.preprocess import Preprocessing, apply, crop_box, crop_camera
 from harness.data.protocol import PHOTO_CAMERA, Protocol
 from harness.data.rig import nearest_yaw_cameras
+from harness.imageio import ImageReadError, resize
 from harness.jsonio import stable_hash
 from harness.paths import harness_home
 
@@ -40,6 +43,11 @@ class PreparedDataset:
                 raise ProtocolError(f"{protocol.path if protocol else ''}: preprocess.colour_calibration is set, "
                                     f"but dataset {dataset!r} ({type(reader).__name__}) has no colour calibration")
             reader.colour_calibration = True  # type: ignore[attr-defined]
+        if self.preprocessing.undistort:
+            if not getattr(reader, "supports_undistortion", False):
+                raise ProtocolError(f"{protocol.path if protocol else ''}: preprocess.undistort is set, but dataset "
+                                    f"{dataset!r} ({type(reader).__name__}) has no lens distortion to remove")
+            reader.undistort = True  # type: ignore[attr-defined]
         self.cache: FrameCache | None = None
         if getattr(reader, "needs_cache", False) or not self.preprocessing.is_identity:
             key = stable_hash({"format": CACHE_FORMAT, "root": str(Path(reader.root).resolve()),
@@ -101,6 +109,18 @@ class PreparedDataset:
             self.cache.put(view, record, fingerprint)
         return view
 
+    def missing_views(self, refs: list[ViewRef]) -> dict[ViewRef, str]:
+        """Views the release does not have (the reader's ``missing_views``; none when it cannot tell)."""
+        missing = getattr(self.reader, "missing_views", None)
+        return dict(missing(refs)) if missing is not None else {}
+
+    def plate_behind(self, ref: ViewRef, height: int, width: int) -> tuple[np.ndarray | None, str]:
+        """The empty-studio plate behind view ``ref`` at ``height`` x ``width`` (colour-corrected like the view),
+        or None and why not: the scorer composites RGBA predictions over it for the ``full`` variant."""
+        if not self.preprocessing.is_identity or self.orbit is not None:
+            return None, "this protocol crops or resizes the frames, and the plates are not prepared the same way"
+        return reader_plate(self.reader, ref, height, width, self.dataset)
+
     def tracking(self, subject: str, sequence: str, frame: int) -> dict[str, Any] | None:
         tracking = getattr(self.reader, "tracking", None)
         return tracking(subject, sequence, frame) if tracking is not None else None
@@ -143,3 +163,22 @@ class PreparedDataset:
 
     def check(self, subjects: list[str] | None = None) -> Inventory:
         return self.reader.check(subjects)
+
+
+def reader_plate(reader: Any, ref: ViewRef, height: int, width: int, dataset: str = "") -> tuple[
+        np.ndarray | None, str]:
+    """A reader's background plate for ``ref`` (``background_plate_for``), resized to ``height`` x ``width`` and
+    colour-corrected as the reader's views are; or None and why not."""
+    plate_for = getattr(reader, "background_plate_for", None)
+    if plate_for is None:
+        return None, f"dataset {dataset or type(reader).__name__!r} has no background plates"
+    try:
+        plate = np.asarray(plate_for(ref), dtype=np.float32)
+    except (DatasetError, ImageReadError, OSError) as err:
+        return None, f"background plate unreadable: {err}"
+    correct = getattr(reader, "correct_colour", None)
+    if correct is not None and getattr(reader, "colour_calibration", False):
+        plate = correct(plate, ref)
+    if plate.shape[:2] != (height, width):
+        plate = resize(plate, width, height)
+    return np.clip(plate[..., :3], 0.0, 1.0), ""

@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from harness.jsonio import atomic_write_bytes
 from harness.report.errors import ReportInputError
 from harness.report.runs import load_run
 from harness.report.tables import headline_variant
@@ -58,7 +59,13 @@ def _read(path: Path) -> tuple[str, dict[str, Any]]:
 
 
 def load(path: Path) -> list[dict[str, Any]]:
-    return _read(path)[1].get("entries") or []
+    """The entries, with each measured row's ``run_dir`` resolved against the file's folder (rows store it
+    relative, so the file and its runs can move together)."""
+    entries = _read(path)[1].get("entries") or []
+    for entry in entries:
+        if entry.get("source") == "measured" and entry.get("run_dir"):
+            entry["run_dir"] = str((Path(path).resolve().parent / entry["run_dir"]).resolve())
+    return entries
 
 
 def _validate(raw: Any, path: Path) -> None:
@@ -101,11 +108,65 @@ def measured_entry(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def add(path: Path, run_dir: Path) -> dict[str, Any]:
-    """Append (or replace, same run id) a measured row; the rest of the file is kept as it is."""
+def add(path: Path, run_dir: Path) -> tuple[dict[str, Any], bool]:
+    """Append a measured row, or replace the row of the same run id; returns (entry, replaced).
+
+    The file is edited as text: every other line (comments, the style of each entry) is kept as it was, and the
+    new row is written in the file's flow style with ``run_dir`` relative to the file's folder."""
+    import os
+
     text, raw = _read(path)
     entry = measured_entry(run_dir)
-    raw["entries"] = [e for e in raw.get("entries") or [] if e.get("run") != entry["run"]] + [entry]
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    Path(path).write_text(header + yaml.safe_dump(raw, sort_keys=False, width=118), encoding="utf-8")
-    return entry
+    entry["run_dir"] = os.path.relpath(Path(run_dir).resolve(), Path(path).resolve().parent)
+    lines = text.splitlines()
+    blocks = _entry_blocks(lines)
+    replaced = False
+    new_block = _flow_entry(entry)
+    for (start, end), old in zip(blocks, raw.get("entries") or [], strict=False):
+        if old.get("source") == "measured" and old.get("run") == entry["run"]:
+            lines[start:end] = new_block
+            replaced = True
+            break
+    if not replaced:
+        end = blocks[-1][1] if blocks else len(lines)
+        if not blocks and not any(line.startswith("entries:") for line in lines):
+            lines.append("entries:")
+            end = len(lines)
+        elif not blocks:
+            lines = [line if line.strip() != "entries: []" else "entries:" for line in lines]
+        lines[end:end] = new_block
+    new_text = "\n".join(lines) + "\n"
+    check = yaml.safe_load(new_text)
+    _validate(check, path)
+    if [e.get("run") for e in check.get("entries") or []].count(entry["run"]) != 1:
+        raise LeaderboardError(f"{path}: could not place the row of run {entry['run']} (unexpected layout); "
+                               "nothing was written")
+    atomic_write_bytes(Path(path), new_text.encode("utf-8"))
+    return entry, replaced
+
+
+def _entry_blocks(lines: list[str]) -> list[tuple[int, int]]:
+    """(start, end) line ranges of the items of ``entries:`` (each starts with ``  - ``; continuation lines are
+    indented deeper)."""
+    blocks: list[tuple[int, int]] = []
+    inside = False
+    for i, line in enumerate(lines):
+        if line.startswith("entries:"):
+            inside = True
+            continue
+        if not inside:
+            continue
+        if line.startswith("  - "):
+            blocks.append((i, i + 1))
+        elif blocks and (line.startswith("    ") or not line.strip()) and blocks[-1][1] == i:
+            if line.strip():
+                blocks[-1] = (blocks[-1][0], i + 1)
+        elif line and not line.startswith(" ") and not line.startswith("#"):
+            break
+    return blocks
+
+
+def _flow_entry(entry: dict[str, Any]) -> list[str]:
+    """One entry in the file's style: a flow mapping after ``  - ``, continuation lines indented by 5."""
+    flow = yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=112).strip().splitlines()
+    return [("  - " if i == 0 else "     ") + line.strip() for i, line in enumerate(flow)]

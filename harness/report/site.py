@@ -29,7 +29,7 @@ from harness.report import plots
 from harness.report.gallery import describe, write_gallery
 from harness.report.runs import RunData, load_runs
 from harness.report.tables import Board, build_board, export_rows, headline_variant, to_csv, to_json, to_latex
-from harness.safepath import inside
+from harness.safepath import check_name, inside
 
 ASSETS = ("style.css", "sort.js")
 MAX_LISTED = 5  # views named in a plot's note; the rest are counted
@@ -80,6 +80,16 @@ def metric_weight_files(runs: list[RunData]) -> list[dict[str, str]]:
             for relpath, sha in sorted(weights.items()) if isinstance(weights, dict) else []:
                 seen[(str(relpath), str(sha))] = None
     return [{"file": f, "sha256": sha} for f, sha in seen]
+
+
+def board_headline(board: Board) -> dict[str, Any]:
+    """What the index shows of a board: its headline metric (the first it has: PSNR before the others), the
+    number of images scored, and per method that metric's mean and interval."""
+    metric = board.metrics[0] if board.metrics else ""
+    images = max((c.n for r in board.rows for m, c in r.cells.items() if m == metric), default=0)
+    cells = {r.run.method: r.cells.get(metric) for r in board.rows}
+    return {"metric": metric, "direction": board.directions.get(metric, ""), "images": images, "cells": cells,
+            "variant": board.rows[0].variant if board.rows else ""}
 
 
 def failed_units(data: RunData) -> list[dict[str, str]]:
@@ -153,8 +163,30 @@ class SiteBuilder:
         methods = sorted({r.method for r in self.runs})
         for method in methods:
             self.method_page(method, boards)
+        paper_boards = self.paper_boards()
         return self.write("index.html", "index.html.j2", boards=boards, methods=methods,
-                          matrix={(b.slug, r.run.method): r for b in boards for r in b.rows})
+                          matrix={(b.slug, r.run.method): r for b in boards for r in b.rows},
+                          headline={b.slug: board_headline(b) for b in boards}, paper_boards=paper_boards,
+                          is_index=True)
+
+    def paper_boards(self) -> list[dict[str, Any]]:
+        """One labelled page per (dataset, protocol) of paper-reported rows: numbers as printed, never measured
+        or ranked here."""
+        grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in self.paper_rows:
+            grouped[(str(row.get("dataset")), str(row.get("protocol")))].append(row)
+        pages = []
+        for (dataset, protocol), rows in sorted(grouped.items()):
+            slug = f"paper.{dataset}.{protocol}"
+            check_name(slug, "paper board")
+            metrics = [m for m in ("psnr", "ssim", "lpips", "csim", "dreamsim")
+                       if any(r.get("metrics", {}).get(m) is not None for r in rows)]
+            self.write(f"boards/{slug}.html", "paper.html.j2", dataset=dataset, protocol=protocol, rows=rows,
+                       metrics=metrics, directions=self.directions,
+                       citations=sorted({f"{r.get('paper')}, table {r.get('table')}" for r in rows}))
+            pages.append({"slug": slug, "dataset": dataset, "protocol": protocol, "rows": len(rows),
+                          "citations": sorted({f"{r.get('paper')}, table {r.get('table')}" for r in rows})})
+        return pages
 
     def board_page(self, board: Board) -> None:
         records = export_rows(board)

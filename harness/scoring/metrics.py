@@ -75,9 +75,9 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, data_range: float = 1.0) -> torch
 
 
 def _canonical(image: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) -> (1, C, H, W) float64 in one fixed memory layout (channels last), whatever layout the batch
+    """(C, H, W) -> (1, C, H, W) float64 in one fixed memory layout (contiguous NCHW), whatever layout the batch
     had. float64 throughout, like scikit-image: the moments' differences (E[x^2] - E[x]^2) cancel badly in float32."""
-    return image[None].double().contiguous(memory_format=torch.channels_last)
+    return image[None].double().contiguous()
 
 
 def _ssim_one(x: torch.Tensor, y: torch.Tensor, data_range: float) -> float:

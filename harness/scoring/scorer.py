@@ -32,7 +32,8 @@ from harness.safepath import UnsafePathError
 from harness.scoring.values import Features, MetricValues, ReferenceCache, ReferenceFeatureMetric
 from harness.store import RunStore
 
-SCORER_VERSION = 4  # 4: SSIM in float64, PSNR capped, empty ground-truth alpha undefined, ranges enforced
+SCORER_VERSION = 5  # 5: RGBA predictions' full variant composited over the background plate (or undefined)
+# 4: SSIM in float64, PSNR capped, empty ground-truth alpha undefined, ranges enforced
 # 3: per-image float64 reductions of PSNR and SSIM, independent of the batch
 # Measured (benchmarks/bench_metrics.py): on CPU, one pair at a time is fastest for the pixel metrics and LPIPS at
 # 512x512 (large batches spill the caches and fault in fresh memory); on CUDA batches keep the device busy.
@@ -83,6 +84,8 @@ class _Pair:
     pred_sha: str
     gt_sha: str
     alpha_note: str | None = None
+    full_prediction: np.ndarray | None = None  # what the full variant compares (None: full is undefined)
+    full_note: str | None = None  # why the full variant is undefined for this pair
 
 
 class ScoringError(RuntimeError):
@@ -162,7 +165,7 @@ def _unloadable(registry: Registry, spec: MetricSpec, err: Exception) -> str:
 
 
 def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tuple[int, ...]) -> tuple[
-        np.ndarray, str, str]:
+        np.ndarray, str, str, np.ndarray | None]:
     try:
         path = store.find_prediction(unit.name, ref)
     except UnsafePathError as err:
@@ -177,7 +180,7 @@ def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tu
     except OSError as err:
         raise ScoringError(f"{where} cannot be read: {err.strerror or err}") from None
     try:
-        rgb, _ = read_image(path)
+        rgb, alpha = read_image(path)
     except ImageReadError as err:
         raise ScoringError(f"unit {unit.name}: {err}") from None
     if rgb.shape != gt_shape:
@@ -185,7 +188,10 @@ def _load_prediction(store: RunStore, unit: EvalUnit, ref: ViewRef, gt_shape: tu
                            f"{gt_shape[1]}x{gt_shape[0]}")
     if not np.isfinite(rgb).all():
         raise ScoringError(f"{where} contains NaN or infinite values")
-    return np.clip(rgb, 0.0, 1.0), str(path.relative_to(store.root)), sha256_bytes(data)
+    if alpha is not None and not np.isfinite(alpha).all():
+        raise ScoringError(f"{where} has NaN or infinite alpha values")
+    return (np.clip(rgb, 0.0, 1.0), str(path.relative_to(store.root)), sha256_bytes(data),
+            None if alpha is None else np.clip(alpha, 0.0, 1.0))
 
 
 def _composite(rgb: Any, alpha: Any, background: Any) -> Any:
@@ -233,10 +239,14 @@ def _compute(pairs: list[_Pair], metrics: list[tuple[MetricSpec, Any]], device: 
 
             pred = stack([pairs[i].prediction for i in chunk])
             gt = stack([pairs[i].ground_truth for i in chunk])
+            full_idx = [k for k, i in enumerate(chunk) if pairs[i].full_prediction is not None]
             alpha_of = {i: torch.from_numpy(pairs[i].alpha).to(device) for i in chunk
                         if pairs[i].alpha is not None and not _empty_alpha(pairs[i].alpha)}
             masked_idx = [k for k, i in enumerate(chunk) if i in alpha_of]
-            variants = {"full": (pred, gt, list(range(len(chunk))))}
+            variants = {}
+            if full_idx:
+                variants["full"] = (stack([pairs[chunk[k]].full_prediction for k in full_idx]), gt[full_idx],
+                                    full_idx)
             if masked_idx:
                 alpha = torch.stack([alpha_of[chunk[k]] for k in masked_idx]).unsqueeze(1)
                 variants["masked"] = (_composite(pred[masked_idx], alpha, bg),
@@ -302,28 +312,73 @@ def _ground_truth_fingerprint(loaded: Loaded) -> str:
                         for ref, view, why in loaded])
 
 
-def _unit_pairs(store: RunStore, unit: EvalUnit, loaded: Loaded) -> tuple[list[_Pair], list[dict[str, Any]]]:
+def _plates_fingerprint(adapter: DatasetAdapter, loaded: Loaded, memo: dict[tuple, str]) -> str:
+    """Hash of the background plates behind the unit's targets (what an RGBA prediction's ``full`` score depends
+    on), one plate per (subject, camera, size), each computed once per scoring run."""
+    from harness.data.prepared import reader_plate
+
+    plate_of = getattr(adapter, "plate_behind", None)
+    out = []
+    for ref, view, _ in loaded:
+        if view is None:
+            continue
+        height, width = view.image.shape[:2]
+        key = (ref.subject, ref.camera, height, width)
+        if key not in memo:
+            plate, why = (plate_of(ref, height, width) if plate_of is not None
+                          else reader_plate(adapter, ref, height, width))
+            memo[key] = sha256_bytes(np.ascontiguousarray(plate).tobytes()) if plate is not None else f"none: {why}"
+        out.append(memo[key])
+    return stable_hash(out)
+
+
+def _unit_pairs(store: RunStore, unit: EvalUnit, loaded: Loaded, adapter: DatasetAdapter,
+                background: tuple[float, float, float]) -> tuple[list[_Pair], list[dict[str, Any]]]:
     pairs: list[_Pair] = []
     errors: list[dict[str, Any]] = []
     for ref, view, why in loaded:
         try:
             if view is None:
                 raise ScoringError(why or "ground truth unreadable")
-            pred, rel, pred_sha = _load_prediction(store, unit, ref, view.image.shape)
+            pred, rel, pred_sha, pred_alpha = _load_prediction(store, unit, ref, view.image.shape)
         except ScoringError as err:
             errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
             continue
+        full, full_note = _full_prediction(pred, pred_alpha, ref, adapter)
+        if pred_alpha is not None:  # the masked variant sees the prediction over the protocol background
+            a = pred_alpha[..., None]
+            pred = (pred * a + np.asarray(background, dtype=np.float32) * (1.0 - a)).astype(np.float32)
         pairs.append(_Pair(ref, pred, view.image, view.alpha, rel, pred_sha,
-                           ground_truth_hash(view.image, view.alpha), view.alpha_note))
+                           ground_truth_hash(view.image, view.alpha), view.alpha_note, full, full_note))
     return pairs, errors
 
 
-def _score_units(store: RunStore, group: list[tuple[EvalUnit, Loaded]], protocol: Protocol,
+def _full_prediction(pred: np.ndarray, pred_alpha: np.ndarray | None, ref: ViewRef,
+                     adapter: DatasetAdapter) -> tuple[np.ndarray | None, str | None]:
+    """What the ``full`` variant compares with the raw frame. An RGB prediction: itself. An RGBA prediction (its
+    RGB straight colour, as PNG stores it): composited over the view's empty-studio plate, which is what the camera
+    saw behind the head; with no plate, ``full`` is undefined for it, since a render with nothing behind the head
+    cannot be compared fairly with a frame that has a backdrop."""
+    if pred_alpha is None:
+        return pred, None
+    from harness.data.prepared import reader_plate
+
+    plate_of = getattr(adapter, "plate_behind", None)  # a prepared dataset; a bare reader has no preprocessing
+    plate, why = (plate_of(ref, *pred.shape[:2]) if plate_of is not None
+                  else reader_plate(adapter, ref, *pred.shape[:2]))
+    if plate is None:
+        return None, (f"full variant undefined for an RGBA prediction: {why}, so there is no backdrop to composite "
+                      "it over (the masked variant compares the head)")
+    a = pred_alpha[..., None]
+    return (pred * a + plate * (1.0 - a)).astype(np.float32), None
+
+
+def _score_units(store: RunStore, group: list[tuple[EvalUnit, Loaded]], adapter: DatasetAdapter, protocol: Protocol,
                  metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any],
                  cache: ReferenceCache | None) -> list[_UnitScore]:
     """Score the paired units of ``group`` together: their pairs share batches (on CUDA a batch spans units), and
     each pair's values are the same whatever batch it came in (see harness.scoring.metrics)."""
-    per_unit = [_unit_pairs(store, unit, loaded) for unit, loaded in group]
+    per_unit = [_unit_pairs(store, unit, loaded, adapter, protocol.background) for unit, loaded in group]
     pairs = [pair for unit_pairs, _ in per_unit for pair in unit_pairs]
     owner = [u for u, (unit_pairs, _) in enumerate(per_unit) for _ in unit_pairs]
     t0 = time.perf_counter()
@@ -331,6 +386,8 @@ def _score_units(store: RunStore, group: list[tuple[EvalUnit, Loaded]], protocol
     seconds = (time.perf_counter() - t0) / max(1, len(group))
     values += [(i, spec.name, "masked", None, _no_masked_reason(pair)) for i, pair in enumerate(pairs)
                if pair.alpha is None or _empty_alpha(pair.alpha) for spec, _ in metrics]
+    values += [(i, spec.name, "full", None, pair.full_note) for i, pair in enumerate(pairs)
+               if pair.full_prediction is None for spec, _ in metrics]
     results = []
     for u, (unit, _) in enumerate(group):
         rows = [{
@@ -375,7 +432,7 @@ def _score_wild_unit(store: RunStore, unit: EvalUnit, adapter: DatasetAdapter, l
     for ref in unit.targets:
         try:
             camera = adapter.camera(ref.subject, ref.sequence, ref.frame, ref.camera)
-            pred, rel, sha = _load_prediction(store, unit, ref, (camera.height, camera.width, 3))
+            pred, rel, sha, _ = _load_prediction(store, unit, ref, (camera.height, camera.width, 3))
         except (ScoringError, DatasetError) as err:
             errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
             continue
@@ -518,6 +575,7 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     # Uncached paired units are scored in groups so that, on CUDA, one batch spans several units.
     group_pairs = BATCH_SIZE["cuda" if str(device).startswith("cuda") else "cpu"]
     group: list[tuple[EvalUnit, Loaded, str]] = []
+    plates: dict[tuple, str] = {}
 
     def keep(part: _UnitScore) -> None:
         metric_parts.append(part.metrics)
@@ -534,8 +592,8 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
 
     def flush() -> None:
         if group:
-            parts = _score_units(store, [(u, loaded) for u, loaded, _ in group], protocol, metrics, device,
-                                 run_meta, cache)
+            parts = _score_units(store, [(u, loaded) for u, loaded, _ in group], adapter, protocol, metrics,
+                                 device, run_meta, cache)
             for (unit, _, key), part in zip(group, parts, strict=True):
                 commit(unit, key, part)
             group.clear()
@@ -548,7 +606,9 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
         else:
             loaded = _load_ground_truth(unit, adapter)
             key = stable_hash({**cache_identity, "predictions": _prediction_fingerprint(store, unit),
-                               "ground_truth": _ground_truth_fingerprint(loaded)})
+                               "ground_truth": _ground_truth_fingerprint(loaded),
+                               "plates": _plates_fingerprint(adapter, loaded, plates)
+                               if unit.kind != "in_the_wild" else None})
             cached = _cached_unit(store, unit, key)
             if cached is not None:
                 keep(_UnitScore(*cached, seconds=0.0))

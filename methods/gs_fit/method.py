@@ -75,8 +75,9 @@ class GsFit:
             params = (params_from_tracking(target.driving, avatar.model) if target.driving is not None
                       else avatar.source_params)
             with torch.no_grad():
-                rgb, alpha = _render_head(avatar.head, deform(avatar.model, params).vertices, faces, [target.camera])
-            images.append(torch.cat([rgb[0], alpha[0]], -1).numpy())
+                premultiplied, alpha = _render_head(avatar.head, deform(avatar.model, params).vertices, faces,
+                                                    [target.camera], background=0.0)
+            images.append(torch.cat([straight_colour(premultiplied[0], alpha[0]), alpha[0]], -1).numpy())
         return images
 
     def save(self, avatar: FittedHead, path: Path) -> None:
@@ -105,6 +106,12 @@ def _render_head(head: BoundGaussians, vertices: torch.Tensor, faces: torch.Tens
     out = render(g["means"], g["quats"], g["scales"], g["opacities"], g["sh"], viewmats, Ks, width, height,
                  sh_degree=0, backgrounds=torch.full((len(cameras), 3), background))
     return out.rgb, out.alpha
+
+
+def straight_colour(premultiplied: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """RGBA predictions carry straight (not premultiplied) colour, as PNG stores it; white where nothing is drawn."""
+    covered = alpha > 1e-4
+    return torch.where(covered, premultiplied / alpha.clamp_min(1e-4), torch.ones_like(premultiplied)).clamp(0, 1)
 
 
 def _on_white(view: View) -> np.ndarray:

@@ -17,7 +17,7 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         description="Gaussians bound to the tracked head mesh and fitted to the source views by gradient descent, "
                     "with no learned prior; driven by the target's head parameters. The baseline every learned "
                     "prior must beat.",
-        version="2",
+        version="3",  # 3: RGBA predictions carry straight colour
         licence="Apache-2.0",
         status="reference",
         capabilities=Capabilities(inputs="few", animatable=True, full_head=True, needs_tracking=True),

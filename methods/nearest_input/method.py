@@ -26,9 +26,9 @@ class NearestInput:
         images = []
         for target in targets:
             source = avatar[int(np.argmax(directions @ target.camera.forward))]
-            alpha = source.alpha if source.alpha is not None else np.ones(source.image.shape[:2], np.float32)
-            rgba = np.concatenate([source.image, alpha[..., None]], axis=-1)
-            images.append(resize(rgba, target.camera.width, target.camera.height))
+            # The photo as it is (RGB, its backdrop included): a 2D copy claims no coverage, so it carries no
+            # alpha; an RGBA prediction would be composited over the background where its alpha is 0.
+            images.append(resize(source.image, target.camera.width, target.camera.height))
         return images
 
     def save(self, avatar: list[View], path: Path) -> None:

@@ -16,7 +16,7 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
         target="harness_methods.nearest_input.method:NearestInput",
         description="Predicts every target with the source image whose camera looks from the closest direction. "
                     "No 3D at all: the lower bound any avatar method must beat.",
-        version="1",
+        version="2",  # 2: RGB predictions (no alpha): the copied photo claims no coverage
         licence="Apache-2.0",
         status="reference",
         capabilities=Capabilities(inputs="few", animatable=False, full_head=False, floor_baseline=True),

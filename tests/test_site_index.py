@@ -1,0 +1,23 @@
+"""The site's index and the paper-reported boards: paper rows reach the site on their own labelled boards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import harness_cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_paper_rows_get_their_own_labelled_boards(tmp_path: Path) -> None:
+    done = harness_cli(["leaderboard", "--file", str(REPO / "leaderboard.yaml"), "--out", str(tmp_path / "site")])
+    assert done.returncode == 0, done.stderr
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "Paper-reported" in index and 'href="boards/paper.nersemble.omega-table2.html"' in index
+    assert ">Index</a>" not in index  # no link to the page itself
+    board = (tmp_path / "site" / "boards" / "paper.nersemble.omega-table2.html").read_text()
+    assert "not measured by this harness" in board and "OMEGA-Avatar, table 2" in board
+    for method in ("PanoHead", "SphereHead", "GAGAvatar", "SOAP", "LAM", "OMEGA-Avatar"):
+        assert f'<td class="name">{method}</td>' in board
+    assert "23.2210" in board  # OMEGA-Avatar's PSNR on NeRSemble as printed
+    assert (tmp_path / "site" / "boards" / "paper.ava256.omega-table2.html").is_file()
