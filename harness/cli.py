@@ -420,6 +420,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         except Exception as err:  # polars raises its own error types for a damaged file
             raise SystemExit(f"harness: {path} is not a readable Parquet table ({type(err).__name__}: {err}); "
                              f"score the run again (harness score {run_dir})") from None
+    if args.kind:  # e.g. novel_view only, when a protocol mixes unit kinds
+        frames = [f.filter(pl.col("kind") == args.kind) for f in frames]
     try:
         result = compare(frames[0], frames[1], n_boot=args.bootstrap, seed=args.seed,
                          variants=[args.variant] if args.variant else None)
@@ -447,7 +449,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if _synthetic_demo_run(Path(run_dir)):
             console.print(f"{label} was predicted with a synthetic-demo stand-in model (procedural heads), not the "
                           "method's full-size weights")
-    console.print("Paired on identical (kind, subject, sequence, camera, frame); interval: paired bootstrap over "
+    console.print("Paired on identical (unit, kind, subject, sequence, camera, frame); interval: paired bootstrap over "
                   f"subjects ({args.bootstrap} resamples, seed {args.seed}); Wilcoxon signed-rank on per-subject "
                   "mean differences, Holm-corrected across the rows; 'better' only where the interval excludes 0.")
     if args.out:
@@ -581,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_compare.add_argument("--seed", type=int, default=0)
     p_compare.add_argument("--out", help="also write the table to OUT (.csv or .json)")
     p_compare.add_argument("--format", choices=FORMATS, default="table")
+    p_compare.add_argument("--kind", help="only units of this kind (novel_view, self_reenactment, ...)")
     p_compare.set_defaults(func=cmd_compare)
 
     p_weights = sub.add_parser("weights", help="show or fetch the weight files metrics and methods need")

@@ -107,7 +107,9 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
         identity["dataset_listing"] = listing
     run_id = f"{spec.name}-{stable_hash(identity, 10)}"
     store = RunStore(Path(request.runs_dir) / f"{dataset_spec.name}.{protocol.name}" / run_id)
-    skipped = {u.name: why for u in units if (why := capability_skip(spec.capabilities, u)) is not None}
+    tracked = getattr(adapter, "tracking", None) is not None and _has_tracking(adapter, units)
+    skipped = {u.name: why for u in units
+               if (why := capability_skip(spec.capabilities, u, tracked)) is not None}
     if len(skipped) == len(units):
         kinds = sorted({u.kind for u in units})
         raise ProtocolError(f"method {spec.name} can take none of the {len(units)} units of protocol "
@@ -118,10 +120,27 @@ def prepare(request: RunRequest, registry: Registry) -> PreparedRun:
 REENACTMENT_KINDS = ("self_reenactment", "cross_reenactment")
 
 
-def capability_skip(capabilities: Any, unit: EvalUnit) -> str | None:
-    """Why a method with ``capabilities`` cannot take ``unit`` (it is skipped and reported so), or None."""
+def _has_tracking(adapter: Any, units: list[EvalUnit]) -> bool:
+    """Whether the dataset ships head tracking for the reenactment units' targets (asked of one target)."""
+    reenactment = [u for u in units if u.kind in REENACTMENT_KINDS and u.targets]
+    if not reenactment:
+        return True
+    ref = reenactment[0].targets[0]
+    try:
+        return adapter.tracking(ref.subject, ref.sequence, ref.frame) is not None
+    except Exception:  # unreadable tracking is the unit's own failure, reported when it runs
+        return True
+
+
+def capability_skip(capabilities: Any, unit: EvalUnit, tracked: bool = True) -> str | None:
+    """Why a method with ``capabilities`` cannot take ``unit`` (it is skipped and reported so), or None.
+
+    ``tracked``: whether the dataset has head tracking to drive reenactment targets with."""
     if capabilities.floor_baseline:
         return None
+    if unit.kind in REENACTMENT_KINDS and capabilities.animatable and not tracked:
+        return ("skipped: reenactment drives the avatar with the dataset's head tracking, and this dataset ships "
+                "none for these frames")
     if unit.kind in REENACTMENT_KINDS and not capabilities.animatable:
         return f"skipped: {unit.kind.replace('_', '-')} needs an animatable method; this one is static"
     if capabilities.inputs == "one" and len(unit.sources) > 1:

@@ -95,7 +95,8 @@ def test_a_stand_in_run_is_marked_in_run_json_and_every_report(registry, tmp_pat
 
     import argparse
 
-    cmd_compare(argparse.Namespace(run_a=str(root), run_b=str(root), variant="masked", bootstrap=50, seed=0, out=None))
+    cmd_compare(argparse.Namespace(run_a=str(root), run_b=str(root), variant="masked", bootstrap=50, seed=0, out=None,
+                                   format="table", kind=None))
     assert "A was predicted with a synthetic-demo stand-in" in " ".join(capsys.readouterr().out.split())
 
 

@@ -9,7 +9,7 @@ Conventions:
   ``SE^2 = G/(G-1) * sum_g (sum_{i in g} (x_i - mean))^2 / N^2`` for N values in G subjects; undefined for G < 2.
 - 95% interval: percentile bootstrap over subjects (a cluster bootstrap), ``n_boot`` resamples from a seeded
   generator, vectorised: each resample weights the subjects' sums and counts.
-- Paired comparison: differences A - B on identical (kind, subject, sequence, camera, frame) keys where both runs
+- Paired comparison: differences A - B on identical (unit, kind, subject, sequence, camera, frame) keys where both runs
   have a value; paired cluster bootstrap interval of the mean difference; Wilcoxon signed-rank test on the
   per-subject mean differences (two-sided, exact where scipy uses it); Holm correction across the metrics compared.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 GROUP = ["method", "dataset", "protocol", "metric", "variant"]
-PAIR_KEYS = ["kind", "subject", "sequence", "camera", "frame"]
+PAIR_KEYS = ["unit", "kind", "subject", "sequence", "camera", "frame"]  # unit: one image can serve several units
 N_BOOT = 2000
 SEED = 0
 
@@ -127,7 +127,7 @@ def compare(a: pl.DataFrame, b: pl.DataFrame, n_boot: int = N_BOOT, seed: int = 
     joined = values(a).join(values(b), on=[*PAIR_KEYS, "metric", "variant"], suffix="_b", how="inner")
     if joined.is_empty():
         raise NoSharedUnitsError(
-            "the runs share no scored (kind, subject, sequence, camera, frame) for a common metric and variant: "
+            "the runs share no scored (unit, kind, subject, sequence, camera, frame) for a common metric and variant: "
             "were they made on the same dataset and protocol?")
     rows = []
     for (metric, variant), group in joined.group_by(["metric", "variant"], maintain_order=True):

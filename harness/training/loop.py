@@ -198,6 +198,10 @@ def train(request: TrainRequest, spec: TrainerSpec, progress: TrainProgress | No
     atomic_write_json(record_path, record)
 
     trainer: Trainer = load_target(spec.target)()
+    if str(request.device).startswith("cpu"):
+        # A fixed thread count (1 unless HARNESS_THREADS says otherwise), not one that follows the load: a resumed
+        # run must take bitwise the same steps, and on a busy 2-core machine 2 threads ran ~6x slower than 1.
+        torch.set_num_threads(max(1, int(os.environ.get("HARNESS_THREADS") or 1)))
     torch.manual_seed(step_seed(request.seed, -1, "setup"))  # network initialisation is seeded too
     extra = {"split": data.split} if data.split is not None else {}
     trainer.setup(TrainingContext(config=config, data=data.path, device=request.device, seed=request.seed,

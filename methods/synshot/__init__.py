@@ -1,0 +1,1 @@
+"""SynShot: a synthetic 3DGS head prior in UV space, inverted by pivotal tuning from a few images."""
