@@ -330,10 +330,18 @@ def _human_size(size: int | None) -> str:
 
 
 def _selected_weights(registry: Any, names: Sequence[str]) -> list[Any]:
+    """Weight sources by name; a method's (or metric's) name stands for every source it declares."""
     from harness.weights import select
 
+    expanded: list[str] = []
+    for name in names:
+        owner = registry.specs["methods"].get(name) or registry.specs["metrics"].get(name)
+        if name not in registry.specs["weights"] and owner is not None and owner.weights:
+            expanded += [w for w in owner.weights if w not in expanded]
+        elif name not in expanded:
+            expanded.append(name)
     try:
-        return select(registry.specs["weights"], names)
+        return select(registry.specs["weights"], expanded)
     except KeyError as err:
         raise SystemExit(f"harness: {err.args[0]}") from None
 

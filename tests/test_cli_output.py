@@ -103,3 +103,9 @@ def test_listing_datasets_at_80_columns_keeps_the_access_urls() -> None:
     assert "https://github.com/facebookresearch/ava-256" in done.stdout.replace("\n", " ")
     csv_out = harness_cli(["ls", "datasets", "--format", "csv"]).stdout
     assert csv_out.splitlines()[0] == "name,plugin,description" and "\ndemo," in csv_out
+
+
+def test_a_method_name_stands_for_its_weight_sources() -> None:
+    done = harness_cli(["weights", "status", "splatshot"])
+    assert "unknown weight source" not in done.stderr, done.stderr  # (exit 1: the files are missing here)
+    assert "splatshot-unet-config-json" in done.stdout and "lpips" not in done.stdout
