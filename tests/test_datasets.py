@@ -374,3 +374,19 @@ def test_mono_avatar_tracking_rows_index_the_video_frames(tmp_path: Path) -> Non
     write_tracking(root, "393", "EXP-1-head", [100, 102, 104])  # fewer rows than the video's 6 frames
     problems = NersembleBenchmark.open(root).check(["393"]).problems
     assert any("3 tracking rows for 6 video frames" in p for p in problems), problems
+
+
+def test_demo_wild_generation_uses_one_thread_and_gives_the_callers_back(tmp_path: Path) -> None:
+    import torch
+
+    from harness.data.demo_wild import PHOTOS, generate
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generate(tmp_path / "wild")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert sorted(p.name for p in (tmp_path / "wild").iterdir() if p.suffix in (".jpg", ".png", ".webp")) == sorted(
+        f"{name}{suffix}" for name, _, suffix in PHOTOS)
