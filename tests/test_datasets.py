@@ -390,3 +390,33 @@ def test_demo_wild_generation_uses_one_thread_and_gives_the_callers_back(tmp_pat
         torch.set_num_threads(before)
     assert sorted(p.name for p in (tmp_path / "wild").iterdir() if p.suffix in (".jpg", ".png", ".webp")) == sorted(
         f"{name}{suffix}" for name, _, suffix in PHOTOS)
+
+
+def test_v1_paper_colour_correction_and_frame_rule(tmp_path: Path, demo_adapter) -> None:
+    import shutil
+
+    from harness.data.nersemble_v1 import NersembleV1
+
+    root = tmp_path / "v1"
+    shutil.copytree(Path(demo_adapter.root) / "901", root / "901")
+    ref = ViewRef("901", "EXP-1-head", 2, "222200040")
+    A = np.array([[0.9, 0.05, 0.0, 0.02], [0.0, 1.1, 0.0, -0.01], [0.05, 0.0, 0.8, 0.03]])
+    folder = root / "901" / "annotations" / "EXP-1-head" / "color_correction"
+    folder.mkdir(parents=True)
+    np.save(folder / "222200040.npy", A)
+    raw = {"name": "p", "version": 1, "dataset": "nersemble-v1", "subjects": ["901"],
+           "preprocess": {"colour_calibration": True},
+           "tasks": [{"kind": "novel_view", "sequences": ["EXP-1-head"],
+                      "frames": {"evenly_spaced": 4, "rounding": "truncate"},
+                      "source_cameras": ["222200037"], "target_cameras": ["222200040"]}]}
+    protocol = parse_protocol(raw)
+    prepared = PreparedDataset(NersembleV1.open(root), protocol, "nersemble-v1", cache_root=tmp_path / "cache")
+    plain = NersembleV1.open(root).load_view(ref).image
+    expected = np.clip(plain.astype(np.float64) @ A[:, :3] + A[:, 3], 0, 1)
+    np.testing.assert_allclose(prepared.load_view(ref).image, expected, atol=0.5 / 255 + 1e-6)  # (8-bit cache)
+    with pytest.raises(DatasetError, match=r"missing colour correction .*222200037\.npy"):
+        prepared.load_view(ViewRef("901", "EXP-1-head", 2, "222200037"))
+    units, _ = expand_with_dataset(protocol, prepared)
+    assert [u.targets[0].frame for u in units] == [0, 1, 3, 5]  # np.linspace(0, 5, 4, dtype=int); half up: 0 2 3 5
+    half_up = parse_protocol({**raw, "tasks": [{**raw["tasks"][0], "frames": {"evenly_spaced": 4}}]})
+    assert [u.targets[0].frame for u in expand_with_dataset(half_up, prepared)[0]] == [0, 2, 3, 5]

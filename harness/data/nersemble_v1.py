@@ -15,6 +15,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from harness.api.types import Camera, View, ViewRef
 from harness.data.adapter import (
     Inventory,
@@ -36,10 +38,36 @@ DOWNSCALE = 2
 
 class NersembleV1:
     needs_cache = False  # PNG frames: reading them is as cheap as reading a cache entry
+    supports_colour_calibration = True  # the paper's per-camera affine colour correction (annotations/)
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._calibration = lru_cache(maxsize=None)(self._read_calibration)
+        self._colour_matrices = lru_cache(maxsize=None)(self._read_colour_matrix)
+        self.colour_calibration = False  # set by the protocol's preprocess.colour_calibration
+
+    def colour_correction_path(self, ref: ViewRef) -> Path:
+        return self.subject_dir(ref.subject) / "annotations" / ref.sequence / "color_correction" / f"{ref.camera}.npy"
+
+    def _read_colour_matrix(self, path: Path) -> np.ndarray:
+        try:
+            matrix = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise DatasetError(f"missing colour correction {path} (preprocess.colour_calibration is set)") from None
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"unreadable colour correction {path}: {err}") from None
+        if matrix.ndim != 2 or matrix.shape[0] < 3 or matrix.shape[1] != 4 or not np.isfinite(matrix).all():
+            raise DatasetError(f"colour correction {path} has shape {matrix.shape}; expected a finite 3x4 or 4x4 "
+                               "affine matrix")
+        return matrix.astype(np.float64)
+
+    def correct_colour(self, image: np.ndarray, ref: ViewRef) -> np.ndarray:
+        """The paper code's affine correction: ``rgb @ A[:3, :3] + A[:3, 3]``, clipped to [0, 1]."""
+        if not self.colour_calibration:
+            return image
+        matrix = self._colour_matrices(self.colour_correction_path(ref))
+        corrected = image.astype(np.float64) @ matrix[:3, :3] + matrix[:3, 3]
+        return np.clip(corrected, 0.0, 1.0).astype(np.float32)
 
     @classmethod
     def open(cls, root: Path | None) -> NersembleV1:
@@ -78,7 +106,9 @@ class NersembleV1:
         return frames
 
     def source_files(self, ref: ViewRef) -> list[Path]:
-        return [self.image_path(ref), self.alpha_path(ref), self.subject_dir(ref.subject) / "camera_params.json"]
+        extra = [self.colour_correction_path(ref)] if self.colour_calibration else []
+        return [self.image_path(ref), self.alpha_path(ref), self.subject_dir(ref.subject) / "camera_params.json",
+                *extra]
 
     def camera(self, subject: str, sequence: str, frame: int, camera_id: str, width: int = 0,
                height: int = 0) -> Camera:
@@ -96,6 +126,7 @@ class NersembleV1:
             alpha = read_mask(alpha_file) if alpha_file.exists() else embedded_alpha
         except ImageReadError as err:
             raise DatasetError(str(err)) from None
+        image = self.correct_colour(image, ref)
         height, width = image.shape[:2]
         if alpha is not None and alpha.shape != (height, width):
             alpha = resize(alpha, width, height)

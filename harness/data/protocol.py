@@ -88,16 +88,23 @@ class Task:
     target_yaws: tuple[float, ...] = ()
     k_inputs: int | None = None
     frame_count: int | None = None  # frames: {evenly_spaced: N} over the sequence's frames in the dataset
+    frame_rounding: str = "half_up"  # or "truncate": np.linspace(0, n - 1, N, dtype=int), as the NeRSemble paper
     camera_yaws: tuple[float, ...] = ()  # target_cameras: {nearest_yaws: [...]} relative to the first source camera
 
 
-def few_shot_frames(pool: Sequence[int], k: int) -> tuple[int, ...]:
-    """The documented few-shot rule: k frames evenly spread over the pool, both ends included."""
+def few_shot_frames(pool: Sequence[int], k: int, rounding: str = "half_up") -> tuple[int, ...]:
+    """The documented few-shot rule: k frames evenly spread over the pool, both ends included; positions rounded
+    half up, or truncated (``rounding="truncate"``: ``np.linspace(0, n - 1, k, dtype=int)``, the NeRSemble paper's
+    frame choice)."""
     if k < 1 or k > len(pool):
         raise ProtocolError(f"k_inputs={k} needs between 1 and {len(pool)} frames in source_pool")
     if k == 1:
         return (pool[0],)
     n = len(pool)
+    if rounding == "truncate":  # numpy's own arithmetic, so a position never lands on the other side of an integer
+        import numpy as np
+
+        return tuple(pool[int(i)] for i in np.linspace(0, n - 1, k, dtype=int))
     return tuple(pool[int(i * (n - 1) / (k - 1) + 0.5)] for i in range(k))
 
 
@@ -183,7 +190,7 @@ def _expand(protocol: Protocol, dataset: DatasetListing | None) -> Iterator[Eval
                 if task.frame_count:
                     assert dataset is not None
                     pool = [f for f in dataset.frames(subject, sequence) if f not in source_frames]
-                    frames = few_shot_frames(pool, task.frame_count)
+                    frames = few_shot_frames(pool, task.frame_count, task.frame_rounding)
                 if task.camera_yaws:
                     assert dataset is not None
                     target_cameras = tuple(dataset.cameras_at_yaws(subject, task.source_cameras[0],
@@ -341,9 +348,12 @@ def _parse_task(task: Any, where: str, subjects: tuple[str, ...]) -> Task:
     }
     frames, targets = task.get("frames"), task.get("target_cameras")
     if isinstance(frames, dict):
-        if set(frames) != {"evenly_spaced"} or int(frames["evenly_spaced"]) < 1:
-            raise ProtocolError(f"{where}.frames must be a list or {{evenly_spaced: N}} with N >= 1")
+        if (not {"evenly_spaced"} <= set(frames) <= {"evenly_spaced", "rounding"} or int(frames["evenly_spaced"]) < 1
+                or frames.get("rounding", "half_up") not in ("half_up", "truncate")):
+            raise ProtocolError(f"{where}.frames must be a list or {{evenly_spaced: N, rounding: half_up|truncate}} "
+                                "with N >= 1")
         common["frame_count"] = int(frames["evenly_spaced"])
+        common["frame_rounding"] = str(frames.get("rounding", "half_up"))
     else:
         common["frames"] = _int_tuple(frames, f"{where}.frames")
     if isinstance(targets, dict):
