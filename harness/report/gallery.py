@@ -44,13 +44,20 @@ def _on_white(image: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 
 def choose_images(data: RunData, variant: str, directions: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
-    """Fixed frames (first target of units spread over the run) and the worst-k images per metric."""
-    picks: list[tuple[dict[str, Any], str]] = []
+    """Fixed frames (first target of units spread over the run) and the worst-k images per metric; an image chosen
+    for several reasons is listed once, with all of them ("worst psnr, worst ssim")."""
     if data.images.is_empty():
-        return picks
+        return []
+    chosen: dict[tuple[Any, ...], tuple[dict[str, Any], list[str]]] = {}
+
+    def choose(row: dict[str, Any], reason: str) -> None:
+        key = (row["unit"], row["subject"], row["sequence"], row["frame"], row["camera"])
+        chosen.setdefault(key, (row, []))[1].append(reason)
+
     firsts = data.images.group_by("unit", maintain_order=True).first()
     step = max(1, firsts.height // FIXED_FRAMES)
-    picks += [(row, "fixed") for row in firsts[::step].head(FIXED_FRAMES).iter_rows(named=True)]
+    for row in firsts[::step].head(FIXED_FRAMES).iter_rows(named=True):
+        choose(row, "fixed")
     ok = data.metrics.filter((pl.col("variant") == variant) & (pl.col("status") == "ok"))
     for metric in sorted(ok["metric"].unique().to_list()):
         worst = ok.filter(pl.col("metric") == metric).sort("value", descending=directions.get(metric) == "lower")
@@ -58,8 +65,8 @@ def choose_images(data: RunData, variant: str, directions: dict[str, str]) -> li
             match = data.images.filter((pl.col("unit") == row["unit"]) & (pl.col("camera") == row["camera"])
                                        & (pl.col("frame") == row["frame"]))
             if match.height:
-                picks.append((match.row(0, named=True), f"worst {metric}"))
-    return picks
+                choose(match.row(0, named=True), f"worst {metric}")
+    return [(row, ", ".join(reasons)) for row, reasons in chosen.values()]
 
 
 def write_gallery(data: RunData, adapter: Any, out: Path, variant: str,
