@@ -469,15 +469,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _synthetic_demo_run(run_dir: Path) -> bool:
-    from harness.store import RunFolderError, RunStore
+    from harness.store import RunStore
 
-    store = RunStore(run_dir)
-    try:
-        recorded = store.read_run().get("checkpoints") if store.run_json.exists() else None
-    except RunFolderError:
-        recorded = None
-    checkpoints = recorded if isinstance(recorded, list) else store.checkpoints_used()
-    return any(isinstance(c, dict) and c.get("synthetic_demo") for c in checkpoints)
+    return any(c.get("synthetic_demo") for c in RunStore(run_dir).recorded_checkpoints())
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -166,6 +166,17 @@ class RunStore:
                 seen.setdefault(str(summary["sha256"]), summary)
         return list(seen.values())
 
+    def recorded_checkpoints(self) -> list[dict[str, Any]]:
+        """The checkpoints ``run.json`` records, else (a run scored but never finished by ``harness run``) the
+        units' own records."""
+        try:
+            recorded = self.read_run().get("checkpoints") if self.run_json.exists() else None
+        except RunFolderError:
+            recorded = None
+        if isinstance(recorded, list):
+            return [c for c in recorded if isinstance(c, dict)]
+        return self.checkpoints_used()
+
     def write_run(self, data: dict[str, Any]) -> None:
         atomic_write_json(self.run_json, data)
 

@@ -136,44 +136,35 @@ def verify(spec: WeightsSpec, root: Path | None = None) -> list[tuple[Path, str]
     run when the harness fetched and verified it). Hashes are cached against each file's size and mtime."""
     root = root or weights_dir()
     recorded = _recorded(root)
-    cache_path = root / VERIFIED_FILE
-    try:
-        cache = dict(read_json(cache_path)) if cache_path.exists() else {}
-    except (OSError, ValueError):
-        cache = {}
-    changed = [False]
-    problems: list[tuple[Path, str]] = []
     listed = {f.relpath: f for f in spec.files}
-    for relpath in [*listed, *(c for c in _code_files(spec, root) if c not in listed)]:
-        path = root / relpath
-        if not path.is_file():
-            continue
-        sha = _cached_sha256(path, relpath, cache, changed)
+    shas = _sha256s(root, [*listed, *(c for c in _code_files(spec, root) if c not in listed)])
+    problems: list[tuple[Path, str]] = []
+    for relpath, sha in shas.items():
         state, detail = _check(listed.get(relpath, WeightFile(relpath)), sha, recorded)
         if state == "corrupt":
-            problems.append((path, f"corrupt ({detail})"))
+            problems.append((root / relpath, f"corrupt ({detail})"))
         elif state == "unverified" and spec.code:
-            problems.append((path, "code that the harness did not fetch and cannot verify; it is never run"))
-    if changed[0]:
-        with contextlib.suppress(OSError):  # a read-only cache still verifies, only more slowly
-            atomic_write_json(cache_path, cache)
+            problems.append((root / relpath, "code that the harness did not fetch and cannot verify; it is never run"))
     return problems
 
 
 def checksums(spec: WeightsSpec, root: Path | None = None) -> dict[str, str]:
     """sha256 of each present file of ``spec`` by its path under the cache (cached against size and mtime, so a
     second call after ``require`` hashes nothing)."""
-    root = root or weights_dir()
+    return _sha256s(root or weights_dir(), [f.relpath for f in spec.files])
+
+
+def _sha256s(root: Path, relpaths: list[str]) -> dict[str, str]:
+    """sha256 of each present file among ``relpaths``, through the size + mtime cache in ``VERIFIED_FILE``."""
     cache_path = root / VERIFIED_FILE
     try:
         cache = dict(read_json(cache_path)) if cache_path.exists() else {}
     except (OSError, ValueError):
         cache = {}
     changed = [False]
-    out = {f.relpath: _cached_sha256(root / f.relpath, f.relpath, cache, changed) for f in spec.files
-           if (root / f.relpath).is_file()}
+    out = {rel: _cached_sha256(root / rel, rel, cache, changed) for rel in relpaths if (root / rel).is_file()}
     if changed[0]:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # a read-only cache still verifies, only more slowly
             atomic_write_json(cache_path, cache)
     return out
 

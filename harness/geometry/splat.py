@@ -97,12 +97,21 @@ def splat_pyramid(splat: UVSplat, levels: int = 4, tau: float = 0.5, eps: float 
         totals.append(F.avg_pool2d(totals[-1][None], 2)[0] * 4)
         densities.append(F.avg_pool2d(densities[-1][None, None], 2)[0, 0] * 4)
     normalised = [t / (d + eps) for t, d in zip(totals, densities, strict=True)]
-    filled, coverage = normalised[-1], 1 - torch.exp(-densities[-1] / tau)
-    for level in range(len(totals) - 2, -1, -1):
-        size = totals[level].shape[-2:]
+    filled, coverage = fill_from_coarse(normalised, densities, tau)
+    return UVPyramid(filled, coverage, normalised, densities)
+
+
+def fill_from_coarse(values: list[torch.Tensor], weights: list[torch.Tensor],
+                     tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend a pyramid (finest first: values (C, R_l, R_l), weights (R_l, R_l)) from the coarsest up:
+    ``filled_l = a_l * values_l + (1 - a_l) * up(filled_{l+1})``, ``a_l = 1 - exp(-weights_l / tau)``; returns the
+    finest filled level and its coverage in [0, 1]."""
+    filled, coverage = values[-1], 1 - torch.exp(-weights[-1] / tau)
+    for level in range(len(values) - 2, -1, -1):
+        size = values[level].shape[-2:]
         up = F.interpolate(filled[None], size=size, mode="bilinear", align_corners=False)[0]
         up_coverage = F.interpolate(coverage[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-        a = 1 - torch.exp(-densities[level] / tau)
-        filled = a * normalised[level] + (1 - a) * up
+        a = 1 - torch.exp(-weights[level] / tau)
+        filled = a * values[level] + (1 - a) * up
         coverage = a + (1 - a) * up_coverage
-    return UVPyramid(filled, coverage, normalised, densities)
+    return filled, coverage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +38,10 @@ class RunData:
         """(dataset, protocol): which leaderboard this run belongs to."""
         return str(self.run["dataset"]), str(self.run["protocol"])
 
-    @property
+    @cached_property  # read once: boards and pages ask per row
     def checkpoints(self) -> list[dict[str, Any]]:
         """The checkpoints the predictions came from: run.json's list, else the units' own records."""
-        recorded = self.run.get("checkpoints")
-        if isinstance(recorded, list):
-            return [c for c in recorded if isinstance(c, dict)]
-        seen: dict[str, dict[str, Any]] = {}
-        for unit in self.units:
-            summary = unit.get("checkpoint") if isinstance(unit, dict) else None
-            if isinstance(summary, dict) and summary.get("sha256"):
-                seen.setdefault(str(summary["sha256"]), summary)
-        return list(seen.values())
+        return RunStore(self.root).recorded_checkpoints()
 
     @property
     def synthetic_demo(self) -> bool:

@@ -22,7 +22,7 @@ def write_summary(run_dir: Path, registry: Registry) -> Path:
     protocol, units = run_protocol(run)
     expected = sum(len(u.targets) for u in units)
     failures = [read_json(p) for p in sorted((store.root / "failures").glob("*.json"))]
-    checkpoints = run.get("checkpoints") if isinstance(run.get("checkpoints"), list) else store.checkpoints_used()
+    checkpoints = store.recorded_checkpoints()
     html = environment(registry).get_template("summary.html.j2").render(
         run=run,
         rows=summary_table(metrics, expected, registry, problems.get("unavailable_metrics", [])),

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from harness.api.types import Camera
 from harness.geometry.mesh_raster import MeshRaster
-from harness.geometry.splat import splat_to_uv
+from harness.geometry.splat import fill_from_coarse, splat_to_uv
 from harness.geometry.uv_raster import HasUVLayout
 from harness.geometry.visibility import pixel_confidence
 
@@ -80,12 +80,5 @@ def fuse_views(views: list[ViewSplat], gamma: torch.Tensor, levels: int = 3, tau
         w = g * confidence * d
         fused.append((w[:, None] * normalised).sum(0) / (w.sum(0) + eps))
         weights.append(w.sum(0))
-    filled, coverage = fused[-1], 1 - torch.exp(-weights[-1] / tau)
-    for level in range(len(pyramid) - 2, -1, -1):
-        size = fused[level].shape[-2:]
-        up = F.interpolate(filled[None], size=size, mode="bilinear", align_corners=False)[0]
-        up_cov = F.interpolate(coverage[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-        a = 1 - torch.exp(-weights[level] / tau)
-        filled = a * fused[level] + (1 - a) * up
-        coverage = a + (1 - a) * up_cov
+    filled, coverage = fill_from_coarse(fused, weights, tau)
     return FusedUV(filled, coverage, fused, weights)

@@ -24,7 +24,7 @@ def register_methods(register: Callable[[MethodSpec], None]) -> None:
                     "the demo datasets.",
         version="1",
         paper="OMEGA-Avatar (one-shot 360-degree animatable Gaussian head; no public code or weights)",
-        paper_url="",  # not known offline: the lead fills it in
+        paper_url="",  # not known offline
         licence="Apache-2.0",
         status="reimplementation",
         capabilities=Capabilities(inputs="one", animatable=True, full_head=True, needs_tracking=False),
