@@ -70,8 +70,6 @@ def load_checkpoint(path: Path, method: str | None, head_model: str | None = Non
                     how_to_get: str = "") -> Checkpoint:
     """Read a checkpoint for ``method`` (None: any method); refuse one that is corrupt, for another method, another
     head model or another UV layout, with one message naming the file."""
-    import pickle
-
     import torch
 
     path = Path(path)
@@ -82,9 +80,9 @@ def load_checkpoint(path: Path, method: str | None, head_model: str | None = Non
         raise CheckpointError(f"checkpoint {path} does not exist.{hint}") from None
     try:
         raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+    except Exception as err:  # a damaged pickle fails with any error type (IndexError, KeyError, ...)
         raise CheckpointError(f"checkpoint {path} is corrupt or not a checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]}).{hint}") from None
+                              f"{(str(err).splitlines() or [''])[0][:200]}).{hint}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a harness method checkpoint (no '{FORMAT}' header).{hint}")
     if int(raw.get("format_version", 0)) > FORMAT_VERSION:
