@@ -269,6 +269,20 @@ def test_flame_unpickler_allows_only_the_classes_a_flame_file_needs(tmp_path: Pa
         _read_pickle(path)
 
 
+def test_damaged_flame_files_fail_with_one_clear_error(tmp_path: Path) -> None:
+    from harness.heads.flame import FlameFormatError, _read_pickle
+
+    path = tmp_path / "f.pkl"
+    rng = np.random.default_rng(0)
+    valid = pickle.dumps({"a": np.arange(6, dtype=np.float64)}, protocol=2)
+    damaged = [rng.integers(0, 256, size=int(rng.integers(1, 300)), dtype=np.uint8).tobytes() for _ in range(200)]
+    damaged += [valid[:cut] for cut in range(1, len(valid) - 1, 7)]
+    for content in damaged:
+        path.write_bytes(content)
+        with pytest.raises(FlameFormatError, match=r"f\.pkl"):
+            _read_pickle(path)
+
+
 def test_flame_arrays_and_sparse_matrices_still_load(tmp_path: Path) -> None:
     import scipy.sparse
 

@@ -106,7 +106,9 @@ def _read_pickle(path: Path) -> Any:
             return _FlameUnpickler(handle, encoding="latin1").load()
     except FileNotFoundError:
         raise FlameFormatError(f"missing FLAME file {path}. {HOW_TO_GET}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
+    except FlameFormatError:
+        raise
+    except Exception as err:  # a damaged pickle fails with any error type (IndexError, KeyError, ...)
         raise FlameFormatError(f"{path} is not a readable FLAME pickle: {type(err).__name__}: {err}") from None
 
 
