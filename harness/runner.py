@@ -11,8 +11,9 @@ import resource
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from harness.jsonio import stable_hash
 from harness.plugins.registry import Registry
 from harness.provenance import collect, resolve_device
 from harness.safepath import inside
+from harness.scaleout.work import UnitOutcome, WorkerTask
 from harness.store import RunStore
 from harness.threads import use_cpu_threads
 
@@ -52,7 +54,10 @@ class RunRequest:
     seed: int = 0
     device: str = "auto"
     executor: str = "local"
+    executor_config: dict[str, str] = field(default_factory=dict)  # --executor-config k=v (over config.yaml)
+    score_on: str = "driver"  # or "slurm": scoring runs as its own SLURM job
     strict_metrics: bool = False
+    metric_precision: str = "fp32"  # fp32, tf32 or bf16 for the network metrics (harness.scoring.precision)
     wait: bool = False  # another process holds the run folder's lock: wait for it (else refuse at once)
     command: str = ""  # what started the run, written into the lock file for a second run to name
 
@@ -72,6 +77,10 @@ class PreparedRun:
 
     def unit_key(self, unit: EvalUnit) -> str:
         return stable_hash({"run": self.identity, "unit": unit.as_dict()})
+
+    @cached_property
+    def units_by_name(self) -> dict[str, EvalUnit]:
+        return {u.name: u for u in self.units}
 
 
 @dataclass
@@ -167,6 +176,8 @@ def run_record(prepared: PreparedRun, registry: Registry, device: str) -> dict[s
         "seed": request.seed,
         "units": len(prepared.units),
         "skipped_units": prepared.skipped,
+        # where the units ran; not part of the run's identity: every executor gives the same table
+        "executor": {"name": request.executor, "options": request.executor_config, "score_on": request.score_on},
         "provenance": collect(device, plugin_versions),
     }
 
@@ -291,41 +302,90 @@ def run_context(prepared: PreparedRun, registry: Registry) -> RunContext:
                       synthetic_subjects=dataset.synthetic_subjects)
 
 
+def predict_named_units(prepared: PreparedRun, method: Method, names: list[str], device: str,
+                        attempt: str = "") -> Iterator[UnitOutcome]:
+    """Predict the named units one after another with a loaded method; a unit's failure is recorded in
+    ``failures/`` (tagged with ``attempt``) and yielded, never raised. This is the loop every executor runs."""
+    for name in names:
+        unit = prepared.units_by_name[name]
+        try:
+            yield UnitOutcome(name, predict_unit(prepared, method, unit, device))
+        except Exception as err:
+            message = str(err) if isinstance(err, RenderError) else f"{type(err).__name__}: {err}"
+            prepared.store.record_failure(name, {"unit": name, "error": message, "attempt": attempt,
+                                                 "traceback": traceback.format_exc()})
+            yield UnitOutcome(name, 0.0, message)
+
+
+def pending_units(prepared: PreparedRun) -> list[EvalUnit]:
+    store = prepared.store
+    return [u for u in prepared.units
+            if u.name not in prepared.skipped and not store.is_done(u.name, prepared.unit_key(u), u.targets)]
+
+
 def predict(prepared: PreparedRun, registry: Registry, device: str,
             progress: ProgressCallback | None = None) -> PredictSummary:
-    store = prepared.store
-    store.clean_staging()
+    from harness.executors import ExecutionPlan, executor_options
+
+    request, store = prepared.request, prepared.store
+    executor_spec = registry.executor(request.executor)
     summary = PredictSummary()
-    pending = [u for u in prepared.units
-               if u.name not in prepared.skipped and not store.is_done(u.name, prepared.unit_key(u), u.targets)]
+    pending = pending_units(prepared)
     summary.skipped = len(prepared.units) - len(pending)
     if progress:
         progress("predict", summary.skipped, len(prepared.units))
     if not pending:
         return summary
-    t0 = time.perf_counter()
-    method = load_method(prepared.spec, device, prepared.config, run_context(prepared, registry))
-    summary.method_seconds += time.perf_counter() - t0
-    executor = load_target(registry.executor(prepared.request.executor).target)()
+    executor = load_target(executor_spec.target)()
+    loaded: list[Method] = []
 
-    def work(unit: EvalUnit) -> tuple[EvalUnit, float, str | None]:
-        try:
-            return unit, predict_unit(prepared, method, unit, device), None
-        except Exception as err:
-            message = str(err) if isinstance(err, RenderError) else f"{type(err).__name__}: {err}"
-            store.record_failure(unit.name, {"unit": unit.name, "error": message,
-                                                   "traceback": traceback.format_exc()})
-            return unit, 0.0, message
+    def in_process(names: list[str]) -> Iterator[UnitOutcome]:
+        if not loaded:
+            t0 = time.perf_counter()
+            loaded.append(load_method(prepared.spec, device, prepared.config, run_context(prepared, registry)))
+            summary.method_seconds += time.perf_counter() - t0
+        yield from predict_named_units(prepared, loaded[0], names, device)
 
-    for unit, seconds, error in executor.map(work, pending):
-        summary.method_seconds += seconds
-        if error is None:
+    plan = ExecutionPlan(
+        task=WorkerTask(request=request, run_id=prepared.run_id, device=device, units=()),
+        units=[u.name for u in pending], run_dir=store.root,
+        options=executor_options(executor_spec.name, request.executor_config),
+        in_process=in_process, committed=lambda name: _committed_seconds(prepared, name),
+        failure=lambda name, attempt: _recorded_failure(prepared, name, attempt))
+    for outcome in executor.run(plan):
+        summary.method_seconds += outcome.seconds
+        if outcome.error is None:
             summary.done += 1
         else:
-            summary.failed.append((unit.name, error))
+            summary.failed.append((outcome.unit, outcome.error))
         if progress:
             progress("predict", summary.skipped + summary.done + len(summary.failed), len(prepared.units))
     return summary
+
+
+def _committed_seconds(prepared: PreparedRun, name: str) -> float | None:
+    from harness.jsonio import read_json
+
+    unit = prepared.units_by_name[name]
+    if not prepared.store.is_done(name, prepared.unit_key(unit), unit.targets):
+        return None
+    try:
+        timings = read_json(prepared.store.info_path(name)).get("timings_s") or {}
+        return float(sum(float(v) for v in timings.values()))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
+def _recorded_failure(prepared: PreparedRun, name: str, attempt: str) -> str | None:
+    from harness.jsonio import read_json
+
+    try:
+        record = read_json(prepared.store.failure_path(name))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("attempt") != attempt:
+        return None
+    return str(record.get("error") or "failed")
 
 
 def run(request: RunRequest, registry: Registry, progress: ProgressCallback | None = None,
@@ -358,8 +418,14 @@ def _run_locked(prepared: PreparedRun, registry: Registry, device: str, progress
     record = run_record(prepared, registry, device)
     store.write_run(record)
     predicted = predict(prepared, registry, device, progress)
+    if request.score_on == "slurm":  # the job fills the score cache; the driver's pass below then reads it
+        from harness.executors import executor_options
+        from harness.scaleout.slurm import score_as_job
+
+        score_as_job(store.root, executor_options("slurm", request.executor_config), request.device,
+                     {"strict": request.strict_metrics, "metric_precision": request.metric_precision})
     scored = score_run(store.root, registry, device=device, adapter=prepared.adapter, progress=progress,
-                       strict=request.strict_metrics)
+                       strict=request.strict_metrics, metric_precision=request.metric_precision)
     record["failed_units"] = [{"unit": u, "error": e} for u, e in predicted.failed]
     record["metric_identities"] = scored.metric_identities  # incl. the sha256 of every metric weight file
     record["checkpoints"] = store.checkpoints_used()

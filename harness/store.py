@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -210,10 +211,15 @@ class RunStore:
         return True
 
     def begin_unit(self, unit: str) -> Path:
-        """A fresh staging folder for a unit's predictions; committed with ``commit_unit``."""
-        staging_root = self.root / "predictions" / ".staging"
+        """A fresh staging folder for a unit's predictions; committed with ``commit_unit``.
+
+        What a killed attempt at the same unit left half-written is removed first. Only the unit's own leftovers:
+        workers of one run (local processes, SLURM tasks) stage different units side by side, and each unit is
+        given to one worker at a time."""
+        staging_root = self.root / "predictions" / ".staging" / check_name(unit, "unit name")
+        shutil.rmtree(staging_root, ignore_errors=True)
         staging_root.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=staging_root, prefix=f"{check_name(unit, 'unit name')}."))
+        return Path(tempfile.mkdtemp(dir=staging_root))
 
     def commit_unit(self, unit: str, staging: Path, info: dict[str, Any]) -> None:
         """Write info.json into the staging folder, then move the whole folder into place in one rename."""
@@ -223,11 +229,13 @@ class RunStore:
             # Left by a run with another unit key; it is replaced, never merged.
             shutil.rmtree(final)
         os.replace(staging, final)
+        with contextlib.suppress(OSError):
+            staging.parent.rmdir()  # the unit's own staging folder, empty now
         self.failure_path(unit).unlink(missing_ok=True)
 
     def record_failure(self, unit: str, failure: dict[str, Any]) -> None:
         atomic_write_json(self.failure_path(unit), failure)
 
     def clean_staging(self) -> None:
-        """Remove what a killed run left half-written."""
+        """Remove everything a killed run left half-written (only while no worker of the run is running)."""
         shutil.rmtree(self.root / "predictions" / ".staging", ignore_errors=True)

@@ -1,0 +1,118 @@
+"""The worker contract: a picklable task naming a run and some of its units, and the module-level function that
+runs it in any process (a local worker, a SLURM array task)."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.runner import RunRequest
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """What became of one unit: ``error`` None when it was committed; ``lost`` when its worker died or its job
+    ended before it ran (nothing is recorded in ``failures/``: the next run does it)."""
+
+    unit: str
+    seconds: float = 0.0
+    error: str | None = None
+    lost: bool = False
+
+
+@dataclass(frozen=True)
+class WorkerTask:
+    """A run (the request that made it and the id it must resolve to) and the names of the units to predict."""
+
+    request: RunRequest
+    run_id: str
+    device: str
+    units: tuple[str, ...]
+    attempt: str = ""  # tags failures/ records, so a driver tells this attempt's failures from older ones
+    threads: int | None = None  # CPU threads for torch in the worker (None: the harness default)
+
+    def with_units(self, units: list[str] | tuple[str, ...], attempt: str = "") -> WorkerTask:
+        return replace(self, units=tuple(units), attempt=attempt or self.attempt)
+
+    def as_json(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        request = asdict(self.request)
+        request["runs_dir"] = str(self.request.runs_dir)
+        request["data_root"] = str(self.request.data_root) if self.request.data_root is not None else None
+        return {"request": request, "run_id": self.run_id, "device": self.device, "units": list(self.units),
+                "attempt": self.attempt, "threads": self.threads}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> WorkerTask:
+        from pathlib import Path
+
+        from harness.runner import RunRequest
+
+        request = dict(data["request"])
+        request["runs_dir"] = Path(request["runs_dir"])
+        request["data_root"] = Path(request["data_root"]) if request.get("data_root") else None
+        return WorkerTask(RunRequest(**request), data["run_id"], data["device"], tuple(data["units"]),
+                          data.get("attempt", ""), data.get("threads"))
+
+
+class WorkerSession:
+    """A worker's view of the run: prepared from the request (the same expansion the driver made, checked against
+    its run id) with the method loaded once, on this process's device."""
+
+    def __init__(self, task: WorkerTask) -> None:
+        from harness.plugins.registry import get_registry
+        from harness.provenance import resolve_device
+        from harness.runner import load_method, prepare, run_context
+
+        self.device = resolve_device(task.device)  # "auto" is resolved where the worker runs (a GPU node)
+        self.task = task
+        if not self.device.startswith("cuda"):
+            _set_threads(task.threads)
+        registry = get_registry()
+        self.prepared = prepare(task.request, registry)
+        if self.prepared.run_id != task.run_id:
+            raise RuntimeError(f"this worker resolves the run to {self.prepared.run_id}, the driver to {task.run_id}: "
+                               "the dataset folder, protocol or plugins differ between the driver's machine and this "
+                               "one; nothing was predicted")
+        self.method = load_method(self.prepared.spec, self.device, self.prepared.config,
+                                  run_context(self.prepared, registry))
+
+    def predict(self, names: list[str]) -> list[UnitOutcome]:
+        from harness.runner import pending_units, predict_named_units
+
+        wanted = set(names)
+        pending = {u.name for u in pending_units(self.prepared)} & wanted
+        known = {u.name for u in self.prepared.units}
+        out = [UnitOutcome(n, 0.0, f"unit {n} is not a unit of run {self.task.run_id}") for n in names
+               if n not in known]
+        # A unit another attempt already committed is not redone (a re-submitted task after a partial job).
+        todo = [n for n in names if n in pending]
+        out += [UnitOutcome(n) for n in names if n in known and n not in pending]
+        out += list(predict_named_units(self.prepared, self.method, todo, self.device, self.task.attempt))
+        return out
+
+
+def run_task(task: WorkerTask) -> list[UnitOutcome]:
+    """Predict a task's units in this process; every error comes back as an outcome, none is raised.
+
+    Raising would make an executor treat the whole task as failed (and submitit's debug executor would stop in
+    ``pdb.post_mortem``); a unit's own failure is already in ``failures/``."""
+    try:
+        return WorkerSession(task).predict(list(task.units))
+    except Exception as err:
+        detail = f"{type(err).__name__}: {err}"
+        return [UnitOutcome(n, 0.0, f"worker failed: {detail}\n{traceback.format_exc()}") for n in task.units]
+
+
+def _set_threads(threads: int | None) -> None:
+    from harness.threads import use_cpu_threads
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    else:
+        use_cpu_threads()
