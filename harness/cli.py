@@ -48,7 +48,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     for name, spec in sorted(registry.specs[args.kind].items()):
         extra = ""
         if args.kind == "metrics":
-            extra = f"[{spec.direction} is better] {spec.settings}"
+            extra = f"{spec.title} [{spec.direction} is better] {spec.settings}"
         elif args.kind == "datasets":
             from harness.data.status import locate
 
@@ -173,8 +173,10 @@ def _print_results(console: Any, scored: Any, registry: Any) -> None:
         interval = "" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
         table.add_row(r["title"], r["variant"], r["direction"], mean, interval, images, str(r["undefined"]))
     console.print(table)
+    titles = {r["metric"]: r["title"] for r in rows}
     for item in scored.unavailable_metrics:
-        console.print(f"[yellow]metric {item['metric']} not computed:[/yellow] {item['reason']}")
+        console.print(f"[yellow]metric {titles.get(item['metric'], item['metric'])} not computed:[/yellow] "
+                      f"{item['reason']}")
 
 
 def _print_problems(console: Any, failed: Sequence[tuple[str, str]], scored: Any) -> bool:
@@ -188,6 +190,56 @@ def _print_problems(console: Any, failed: Sequence[tuple[str, str]], scored: Any
     return bool(failed or scored.missing_units or scored.errors)
 
 
+def _executor_choice(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    from harness.executors import ExecutorConfigError
+
+    options: dict[str, str] = {}
+    for item in args.executor_config:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ExecutorConfigError(f"--executor-config expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = value
+    executor = args.executor
+    if args.workers is not None:
+        if executor not in ("local", "workers"):
+            raise ExecutorConfigError(f"--workers runs local worker processes; it does not combine with "
+                                      f"--executor {executor}")
+        executor, options["workers"] = "workers", str(args.workers)
+    if args.score_on == "slurm" and executor != "slurm":
+        raise ExecutorConfigError("--score-on slurm needs --executor slurm (its options say where the job goes)")
+    return executor, options
+
+
+def _check_metric_precision(mode: str, device: str) -> None:
+    """Refuse a metric precision the device cannot run before any work starts."""
+    from harness.provenance import resolve_device
+    from harness.scoring.precision import MetricPrecisionError, check_precision
+
+    try:
+        check_precision(mode, resolve_device(device))
+    except MetricPrecisionError as err:
+        raise SystemExit(f"harness: {err}") from None
+
+
+CODEC_HELP = ("score the predictions after an H.264 crf-14 yuv420p MP4 round trip, as the NeRSemble benchmark server "
+              "scores submissions (the protocol's scoring.codec_roundtrip)")
+
+
+def _codec_flag(args: argparse.Namespace) -> Any:
+    from harness.scoring.codec import CodecRoundTrip
+
+    return CodecRoundTrip() if args.codec_roundtrip else None
+
+
+def _print_codec(console: Any, run_dir: Path) -> None:
+    from harness.scoring.codec import recorded_codec
+    from harness.store import RunStore
+
+    codec = recorded_codec(RunStore(run_dir).read_run())
+    if codec is not None:
+        console.print(codec.describe(), markup=False)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import shlex
 
@@ -196,12 +248,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry = get_registry()
     registry.method(args.method)  # an unknown name is refused before torch is imported (seconds saved)
     registry.dataset(args.dataset)
+    executor, executor_config = _executor_choice(args)
+    registry.executor(executor)
+    _check_metric_precision(args.metric_precision, args.device)
     console = _console()
+    protocol = args.protocol
+    if args.codec_roundtrip:  # the protocol with its scoring section set: a run of its own (see README)
+        from harness.scoring.codec import CodecRoundTrip, protocol_file_with_codec
+
+        protocol = str(protocol_file_with_codec(registry.dataset(args.dataset), args.protocol,
+                                                Path(args.runs_dir) / ".protocols", CodecRoundTrip()))
     request = RunRequest(
-        method=args.method, dataset=args.dataset, protocol=args.protocol,
+        method=args.method, dataset=args.dataset, protocol=protocol,
         data_root=Path(args.data_root) if args.data_root else None, runs_dir=Path(args.runs_dir),
-        config=_parse_config(args.config), seed=args.seed, device=args.device, executor=args.executor,
-        strict_metrics=args.strict, wait=args.wait,
+        config=_parse_config(args.config), seed=args.seed, device=args.device, executor=executor,
+        executor_config=executor_config, score_on=args.score_on,
+        strict_metrics=args.strict, wait=args.wait, metric_precision=args.metric_precision,
         command="harness " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     for failure in registry.failures:
@@ -223,6 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result["record"].get("synthetic_demo"):
         console.print("[magenta]synthetic-demo model:[/magenta] predicted with a stand-in trained on procedural heads "
                       "(not the method's full-size weights); every report marks this run")
+    _print_codec(console, result['prepared'].store.root)
     console.print(f"run folder: {result['prepared'].store.root}")
     console.print(f"summary: {result['report']}")
     console.print(f"report: {result['site']}")
@@ -305,14 +368,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise SystemExit(f"harness: {run_dir} is not a folder")
+    _check_metric_precision(args.metric_precision, args.device)
     # The run folder's lock, as `harness run` takes it: never score a folder a run is still writing.
     with RunStore(run_dir).lock(command="harness " + " ".join(sys.argv[1:])):
         prepare_external_run(run_dir, registry, args.dataset, args.protocol, args.data_root, args.method_name)
         with _Progress(console) as progress:
             scored = score_run(run_dir, registry, device=resolve_device(args.device), progress=progress,
-                               strict=args.strict)
+                               strict=args.strict, metric_precision=args.metric_precision,
+                               codec_roundtrip=_codec_flag(args))
         _print_results(console, scored, registry)
         report, site = write_run_report(run_dir, registry)
+    _print_codec(console, run_dir)
     console.print(f"metrics: {run_dir / 'metrics.parquet'}")
     console.print(f"summary: {report}")
     console.print(f"report: {site}")
@@ -445,7 +511,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if spec is not None and r["ci_low"] is not None and (r["ci_low"] > 0 or r["ci_high"] < 0):
             a_higher = r["diff"] > 0
             better = "A" if a_higher == (spec.direction == "higher") else "B"
-        rows.append([r["metric"], r["variant"], str(r["n_pairs"]), str(r["subjects"]), f"{r['mean_a']:.4f}",
+        rows.append([spec.title if spec else r["metric"], r["variant"], str(r["n_pairs"]), str(r["subjects"]),
+                     f"{r['mean_a']:.4f}",
                      f"{r['mean_b']:.4f}", f"{r['diff']:+.4f}", f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
                      fmt(r["p_wilcoxon"]), fmt(r["p_holm"]), better])
     from harness.listing import emit
@@ -472,6 +539,26 @@ def _synthetic_demo_run(run_dir: Path) -> bool:
     from harness.store import RunStore
 
     return any(c.get("synthetic_demo") for c in RunStore(run_dir).recorded_checkpoints())
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.export import ExportError, export_run
+
+    console = _console()
+    try:
+        result = export_run(Path(args.run_dir), Path(args.out), get_registry(), args.format)
+    except ExportError as err:
+        print(f"harness: cannot export {args.run_dir}: {err}", file=sys.stderr)
+        return 2
+    expected = len(result.written) + len(result.missing)
+    console.print(f"{result.task} submission: {len(result.written)} of {expected} videos written into {result.out}",
+                  markup=False)
+    for item in result.missing:
+        console.print(f"missing {item['video']}: {item['why']}", style="yellow", markup=False)
+    if result.zip_path is not None:
+        console.print(f"upload: {result.zip_path}" + (" (incomplete: the server expects every video)"
+                                                      if result.missing else ""), markup=False)
+    return 1 if result.missing else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -506,6 +593,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_metric_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metric-precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                        help="precision of the network metrics (LPIPS, DreamSim): fp32 (default, for published "
+                             "numbers), tf32 (CUDA only) or bf16; recorded in run.json and shown in every report")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from harness import __version__
 
@@ -522,8 +615,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="method config override")
     p_run.add_argument("--seed", type=int, default=0)
     p_run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p_run.add_argument("--executor", default="local")
+    p_run.add_argument("--executor", default="local",
+                       help="where units run: local (default), workers, local-gpus, slurm (see `harness ls executors`)")
+    p_run.add_argument("--workers", type=int, metavar="N",
+                       help="N local worker processes (one torch thread each): --executor workers with workers=N")
+    p_run.add_argument("--executor-config", action="append", default=[], metavar="KEY=VALUE",
+                       help="executor option (slurm: partition, time, gpus, cpus, mem, array_parallelism, account, "
+                            "qos, sbatch, units_per_task, cluster); over $HARNESS_HOME/config.yaml")
+    p_run.add_argument("--score-on", choices=["driver", "slurm"], default="driver",
+                       help="score in this process (default) or as its own SLURM job (with --executor slurm)")
     p_run.add_argument("--strict", action="store_true", help="a metric that cannot run (missing weights) is an error")
+    p_run.add_argument("--codec-roundtrip", action="store_true", help=CODEC_HELP)
+    _add_metric_precision(p_run)
     p_run.add_argument("--wait", action="store_true",
                        help="if another process is running in the same run folder, wait for it instead of exiting")
     p_run.set_defaults(func=cmd_run)
@@ -560,6 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_score.add_argument("--method-name", default="external", help="label for predictions made elsewhere")
     p_score.add_argument("--device", default="auto")
     p_score.add_argument("--strict", action="store_true", help="a metric that cannot run (missing weights) is an error")
+    p_score.add_argument("--codec-roundtrip", action="store_true", help=CODEC_HELP)
+    _add_metric_precision(p_score)
     p_score.set_defaults(func=cmd_score)
 
     p_ls = sub.add_parser("ls", help="list registered methods, datasets, metrics or executors")
@@ -598,6 +703,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_wfetch.add_argument("--mirror", help="fetch each file from MIRROR/<file name> instead of its official URL")
     p_wfetch.set_defaults(func=cmd_weights_fetch)
 
+    p_export = sub.add_parser("export", help="write a run's predictions in a benchmark's submission layout")
+    p_export.add_argument("run_dir")
+    p_export.add_argument("--out", required=True, help="a new or empty folder")
+    p_export.add_argument("--format", choices=["nersemble-benchmark"], default="nersemble-benchmark")
+    p_export.set_defaults(func=cmd_export)
+
     p_report = sub.add_parser("report", help="build the static HTML site (leaderboards, methods, galleries)")
     p_report.add_argument("run_dirs", nargs="+")
     p_report.add_argument("--out", required=True)
@@ -625,6 +736,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harness.api.method import MetricsUnavailableError, MissingWeightsError
     from harness.data.errors import DatasetError, ProtocolError
     from harness.errors import CheckpointError, CorpusError, TrainingError
+    from harness.executors import ExecutorConfigError
     from harness.jsonio import RefusedFolderError
     from harness.report.errors import ReportInputError
     from harness.safepath import UnsafePathError
@@ -634,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (UnknownNameError, DatasetError, ProtocolError, MissingWeightsError, MetricsUnavailableError,
             UnsafePathError, RefusedFolderError, ReportInputError, CheckpointError, CorpusError, TrainingError,
-            RunFolderError) as err:
+            RunFolderError, ExecutorConfigError) as err:
         print(f"harness: {err}", file=sys.stderr)
         return 2
     except OSError as err:

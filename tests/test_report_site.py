@@ -102,10 +102,35 @@ def test_pages_files_and_extensions(site: Path) -> None:
     assert (site / "exports" / "demo.demo-small.tex").read_text().startswith(r"\begin{tabular}")
     assert list((site / "plots").glob("*.yaw.svg"))
     run_page = next((site / "runs").glob("gs-fit-*/index.html")).read_text()
-    assert "<p id='ext'>units: 2</p>" in run_page and "worst psnr" in run_page
+    assert "<p id='ext'>units: 2</p>" in run_page and "worst PSNR" in run_page
     assert "base64" not in run_page and list((site / "runs").glob("gs-fit-*/img/*.png"))
     method_page = (site / "methods" / "gs-fit.html").read_text()
     assert "Time and memory per unit" in method_page and "reference" in method_page
+
+
+def test_ground_truth_gallery_inputs_error_scale_and_spelling(site: Path) -> None:
+    from PIL import Image
+
+    page = next((site / "runs").glob("gs-fit-*/index.html"))
+    html = page.read_text()
+    assert "<th>Input</th>" in html and "worst PSNR" in html and "worst psnr" not in html
+    inputs = sorted(page.parent.glob("img/input.*.png"))
+    assert [p.name for p in inputs] == ["input.901.EXP-1-head.cam_222200037.f00000.png",
+                                        "input.902.EXP-1-head.cam_222200037.f00000.png"]  # once per source view
+    assert html.count('alt="input cam 222200037, frame 0"') == html.count('alt="prediction"')  # one per row
+    assert "Error colour scale" in html and "linear-gradient(to right, rgb(0, 0, 4) 0%" in html
+    error = np.asarray(Image.open(next(page.parent.glob("img/*.err.png"))).convert("RGB"), dtype=np.int32)
+    assert (np.abs(error[..., 0] - error[..., 2]) > 20).any()  # a colour map, not grey levels
+    assert "PSNR " in html and " dB<br>" in html  # values carry their unit
+    board = (site / "boards" / "demo.demo-small.html").read_text()
+    assert ">PSNR [dB] ↑</th>" in board and ">SSIM ↑</th>" in board and ">psnr" not in board
+    # a metric without weights: one short marked cell per run, the fix once in a footnote
+    notes = board.split('<ol class="footnotes">')[1].split("</ol>")[0]
+    assert notes.count("harness weights fetch lpips-alex") == 1 and "<p class" not in notes
+    assert board.count('<span class="mark">missing<sup>') == 2 * 3  # two runs x LPIPS, CSIM, DreamSim
+    tex = (site / "exports" / "demo.demo-small.tex").read_text()
+    assert r"PSNR [dB] $\uparrow$" in tex and "psnr" not in tex
+    assert "psnr_mean" in (site / "exports" / "demo.demo-small.csv").read_text()  # data files keep the ids
 
 
 def test_user_templates_override_the_defaults(two_runs: list[Path], tmp_path: Path) -> None:
@@ -182,7 +207,7 @@ def test_site_in_headless_chromium(site: Path, tmp_path: Path) -> None:
         driver.get(f"{base}/boards/demo.demo-small.html")
         order = lambda: [r.get_attribute("data-run") for r in driver.find_elements(By.CSS_SELECTOR, "#board tr.main")]  # noqa: E731
         before = order()
-        header = next(h for h in driver.find_elements(By.CSS_SELECTOR, "#board th") if h.text.startswith("psnr"))
+        header = next(h for h in driver.find_elements(By.CSS_SELECTOR, "#board th") if h.text.startswith("PSNR"))
         header.click()  # ascending psnr: the worse method first
         after = order()
         assert sorted(before) == sorted(after) and after != before

@@ -36,7 +36,7 @@ def test_an_image_chosen_for_several_reasons_is_listed_once() -> None:
                              "value": v} for m, values in (("psnr", (20.0, 30.0)), ("ssim", (0.5, 0.9)))
                             for c, v in zip(("a", "b"), values, strict=True)])
     data = RunData(Path("."), {"run_id": "r"}, metrics, images, [], {})
-    picks = choose_images(data, "masked", {"psnr": "higher", "ssim": "higher"})
+    picks = choose_images(data, "masked", {"psnr": "higher", "ssim": "higher"}, {"psnr": "PSNR", "ssim": "SSIM"})
     by_camera = {row["camera"]: reason for row, reason in picks}
     assert len(picks) == len(by_camera) == 2  # each image once
-    assert by_camera["a"] == "fixed, worst psnr, worst ssim" and by_camera["b"] == "worst psnr, worst ssim"
+    assert by_camera["a"] == "fixed, worst PSNR, worst SSIM" and by_camera["b"] == "worst PSNR, worst SSIM"

@@ -154,7 +154,7 @@ def test_run_reports_a_metric_without_weights_as_missing_and_strict_makes_it_an_
     args = ["run", "--method", "nearest-input", "--dataset", "demo", "--runs-dir", str(tmp_path), "--device", "cpu"]
     shown = harness_cli([*args, "--config", "note=lenient"])
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "metric lpips not computed" in shown.stdout and "harness weights fetch lpips-alex" in shown.stdout
+    assert "metric LPIPS not computed" in shown.stdout and "harness weights fetch lpips-alex" in shown.stdout
     strict = harness_cli([*args, "--config", "note=strict", "--strict"])
     assert strict.returncode == 2
     for name in ("lpips", "csim", "dreamsim"):

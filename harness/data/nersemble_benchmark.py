@@ -11,8 +11,11 @@ Layout under the benchmark folder::
 
 The intrinsics are per camera and already for the delivered resolution, so K is used as is (contrast v1/v2, whose
 one K is for 2200x3208). Participants of the NVS and mono-avatar tasks are disjoint, so a participant id names its
-task folder. The NVS hold-out cameras (222200046, 222200037, 222200039) are not distributed. In-the-wild units of
-this dataset read the ``svfr`` crops: subject = participant, photo = the ``{SEQ}_{t}_{serial}`` folder name.
+task folder. The NVS hold-out cameras (222200046, 222200037, 222200039) are not distributed, but calibrated: a
+camera without a video (a hold-out camera, or any camera of a mono-avatar test sequence, whose images are held out)
+has the size of the participant's distributed videos, so a method can render it for a submission
+(``harness export``); it has no ground truth. In-the-wild units of this dataset read the ``svfr`` crops: subject =
+participant, photo = the ``{SEQ}_{t}_{serial}`` folder name.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from harness.data.errors import DatasetError
 from harness.data.nersemble_common import Calibration, layout_problem, subject_folders
 from harness.data.nersemble_video import NersembleVideoLayout
 from harness.data.protocol import PHOTO_CAMERA
+from harness.data.video import video_size
 from harness.heads.flame import params_from_nersemble_tracking
 from harness.imageio import ImageReadError, read_image
 
@@ -60,6 +64,18 @@ class NersembleBenchmark(NersembleVideoLayout):
 
     def delivered_camera(self, calibration: Calibration, serial: str, width: int, height: int) -> Camera:
         return Camera(calibration.extrinsics(serial), calibration.intrinsics(serial), width, height)
+
+    def camera(self, subject: str, sequence: str, frame: int, camera_id: str) -> Camera:
+        if self.video_path(ViewRef(subject, sequence, frame, camera_id)).is_file():
+            return super().camera(subject, sequence, frame, camera_id)
+        calibration = self._calibration(subject)
+        calibration.extrinsics(camera_id)  # a camera missing from the calibration is named first
+        videos = sorted((self.participant_dir(subject) / "sequences").glob("*/images/cam_*.mp4"))
+        if not videos:
+            raise DatasetError(f"camera {camera_id} of participant {subject}: no video of "
+                               f"{self.video_path(ViewRef(subject, sequence, frame, camera_id))} and no other video "
+                               "of the participant to take the delivered size from")
+        return self.delivered_camera(calibration, camera_id, *video_size(videos[0]))
 
     def _read_calibration(self, subject: str) -> Calibration:
         calibration = Calibration(self.calibration_path(subject))

@@ -8,10 +8,19 @@ Layout::
     {pid}/sequences/{SEQ}/images/cam_{serial}.mp4
     {pid}/sequences/BACKGROUND/image_{serial}.jpg   background plates
 
-v2 ships no alpha. Alpha is taken, when present, from ``{pid}/sequences/{SEQ}/alpha_maps/cam_{serial}.mp4``
-(the benchmark release's convention, channel 0) or from frames extracted as
-``{pid}/sequences/{SEQ}/timesteps/frame_{t:05d}/alpha_maps/cam_{serial}.png``; otherwise the view has no alpha and
-masked metrics report why. Colour calibration (protocol ``preprocess.colour_calibration``) is the toolkit's: sRGB
+v2 ships no alpha. Alpha is taken, when present, from frames extracted as
+``{pid}/sequences/{SEQ}/timesteps/frame_{t:05d}/alpha_maps/cam_{serial}.png``, else from VHAP's preprocessing
+(``vhap/preprocess_video.py``, the data GaussianAvatars trains on) as
+``{pid}/sequences/{SEQ}/alpha_maps/cam_{serial}_{idx:06d}.png``, else from
+``{pid}/sequences/{SEQ}/alpha_maps/cam_{serial}.mp4`` (the benchmark release's convention, channel 0); otherwise
+the view has no alpha and masked metrics report why.
+
+VHAP resamples the 73 fps videos to 25 fps with FFmpeg's ``fps`` filter (rounding to nearest, numbered from 0):
+its image ``idx`` is the last 73 fps frame whose time rounds to output slot ``idx``, i.e. video frame
+``ceil((idx + 0.5) * 73 / 25) - 1`` (idx 0, 1, 2, 3 -> frames 1, 4, 7, 10), the video's first timestamp being 0.
+About one frame in three has a VHAP alpha map; the others have none (their note names the nearest that do).
+
+Colour calibration (protocol ``preprocess.colour_calibration``) is the toolkit's: sRGB
 decoding, Cheung 2004 polynomial expansion with the matrix's number of terms, matrix product, sRGB encoding
 (``colour-science`` does the expansion, as in the official toolkit).
 """
@@ -63,9 +72,17 @@ class NersembleV2(NersembleVideoLayout):
         return (self.sequence_dir(ref.subject, ref.sequence) / "timesteps" / f"frame_{ref.frame:05d}" / "alpha_maps"
                 / f"cam_{ref.camera}.png")
 
+    def vhap_alpha_path(self, ref: ViewRef) -> Path | None:
+        """VHAP's alpha map of this view, if VHAP's 25 fps export holds this frame (see the module docstring)."""
+        index = vhap_index(ref.frame)
+        if index is None:
+            return None
+        return self.sequence_dir(ref.subject, ref.sequence) / "alpha_maps" / f"cam_{ref.camera}_{index:06d}.png"
+
     def source_files(self, ref: ViewRef) -> list[Path]:
         extra = [self.colour_calibration_path(ref.subject)] if self.colour_calibration else []
-        return [*super().source_files(ref), self.alpha_frame_path(ref), *extra]
+        vhap = self.vhap_alpha_path(ref)
+        return [*super().source_files(ref), self.alpha_frame_path(ref), *([vhap] if vhap else []), *extra]
 
     def delivered_camera(self, calibration: Calibration, serial: str, width: int, height: int) -> Camera:
         if abs(width / height - FULL_WIDTH / FULL_HEIGHT) > 0.01:
@@ -85,11 +102,21 @@ class NersembleV2(NersembleVideoLayout):
                 raise DatasetError(f"alpha map {frame_file} is {alpha.shape[1]}x{alpha.shape[0]}, the video is "
                                    f"{width}x{height}")
             return alpha, None
+        vhap = self.vhap_alpha_path(ref)
+        if vhap is not None and vhap.is_file():
+            return _sized_mask(vhap, width, height), None
         alpha, _ = super().read_alpha(ref, width, height)
         if alpha is not None:
             return alpha, None
+        folder = self.sequence_dir(ref.subject, ref.sequence) / "alpha_maps"
+        exported = sorted(folder.glob(f"cam_{ref.camera}_*.png"))
+        if exported and vhap is None:
+            nearest = " and ".join(str(f) for f in vhap_frames_around(ref.frame))
+            return None, (f"VHAP's 25 fps export of camera {ref.camera} ({len(exported)} alpha maps in {folder}) "
+                          f"holds no frame {ref.frame}: the nearest frames it holds are {nearest}")
         return None, ("NeRSemble v2 ships no alpha maps and none were found at "
-                      f"{self.alpha_video_path(ref)} or {frame_file}")
+                      f"{self.alpha_video_path(ref)}, {frame_file}"
+                      + (f" or VHAP's {vhap}" if vhap is not None else ""))
 
     def _read_ccms(self, subject: str) -> dict[str, np.ndarray]:
         path = self.colour_calibration_path(subject)
@@ -151,16 +178,53 @@ class NersembleV2(NersembleVideoLayout):
 
     def _check_alpha_frames(self, subject: str, sizes: dict[str, dict[str, tuple[int, int]]], inventory: Inventory,
                             deep: bool) -> None:
-        """Alpha maps added as extracted frames: whole, and of their camera's video size."""
+        """Alpha maps added as extracted frames or by VHAP: whole, and of their camera's video size."""
         for sequence, by_camera in sizes.items():
-            for path in sorted((self.sequence_dir(subject, sequence) / "timesteps").glob("frame_*/alpha_maps/*.png")):
+            vhap = sorted((self.sequence_dir(subject, sequence) / "alpha_maps").glob("cam_*_*.png"))
+            if vhap:
+                inventory.found[subject]["sequences"][sequence]["vhap_alpha_maps"] = len(vhap)
+            for path in [*sorted((self.sequence_dir(subject, sequence) / "timesteps").glob("frame_*/alpha_maps/*.png")),
+                         *vhap]:
                 size, problem = check_image_file(path, deep, "alpha map")
-                expected = by_camera.get(path.stem.removeprefix("cam_"))
+                expected = by_camera.get(path.stem.removeprefix("cam_").split("_")[0])
                 if problem:
                     inventory.problems.append(problem)
                 elif size is not None and expected is not None and size != expected:
                     inventory.problems.append(f"alpha map {path} is {size[0]}x{size[1]}, the video is "
                                               f"{expected[0]}x{expected[1]}")
+
+
+VHAP_FPS, VIDEO_FPS = 25, 73  # VHAP's preprocess_video.py target_fps; NeRSemble's capture rate
+
+
+def vhap_frame(index: int) -> int:
+    """The video frame VHAP's image ``index`` holds: FFmpeg's fps filter (round to nearest) keeps, for output slot
+    k, the last input frame i with round(i * 25 / 73) <= k, i.e. i < (k + 0.5) * 73 / 25 (never exactly equal)."""
+    return ((2 * index + 1) * VIDEO_FPS + 2 * VHAP_FPS - 1) // (2 * VHAP_FPS) - 1
+
+
+def vhap_index(frame: int) -> int | None:
+    """VHAP's image index holding video ``frame``, or None if the 25 fps export skipped it."""
+    index = (2 * frame * VHAP_FPS + VIDEO_FPS) // (2 * VIDEO_FPS)  # round(frame * 25 / 73), never a tie
+    return index if vhap_frame(index) == frame else None
+
+
+def vhap_frames_around(frame: int) -> list[int]:
+    """The nearest video frames before (if any) and after ``frame`` that VHAP's export holds."""
+    index = (2 * frame * VHAP_FPS + VIDEO_FPS) // (2 * VIDEO_FPS)
+    candidates = [vhap_frame(k) for k in range(max(index - 2, 0), index + 3)]
+    before = [f for f in candidates if f < frame][-1:]
+    return [*before, min(f for f in candidates if f > frame)]
+
+
+def _sized_mask(path: Path, width: int, height: int) -> np.ndarray:
+    try:
+        alpha = read_mask(path)
+    except ImageReadError as err:
+        raise DatasetError(str(err)) from None
+    if alpha.shape != (height, width):
+        raise DatasetError(f"alpha map {path} is {alpha.shape[1]}x{alpha.shape[0]}, the video is {width}x{height}")
+    return alpha
 
 
 def _expected_sequences(path: Path) -> dict[str, list[str]]:

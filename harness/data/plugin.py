@@ -59,7 +59,8 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="The 2026 benchmark release: nvs/ (5 participants, 13 distributed cameras, alpha videos), "
                     "mono_flame_avatar/ (FLAME 2023 tracking), svfr/ (512x512 single-view crops).",
         protocols={"nvs": "nersemble/nvs.yaml", "self-reenactment": "nersemble/self-reenactment.yaml",
-                   "fewshot": "nersemble/fewshot.yaml", "svfr": "nersemble/svfr.yaml"},
+                   "fewshot": "nersemble/fewshot.yaml", "svfr": "nersemble/svfr.yaml",
+                   "nvs-submission": "nersemble/nvs-submission.yaml"},
         default_protocol="nvs",
         root_env="HARNESS_NERSEMBLE_ROOT",
         obtain=f"{NERSEMBLE_ACCESS}: pip install nersemble_benchmark; nersemble-benchmark-download DIR nvs "

@@ -1,8 +1,12 @@
-"""Per-run gallery images (ground truth | prediction | error), written as files, and target-camera yaw angles."""
+"""Per-run gallery of the units with ground truth: input(s) | ground truth | prediction | error, written as files.
+
+Units without ground truth (in-the-wild photos) have their own gallery (``wild_gallery``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +16,12 @@ import polars as pl
 from harness.api.types import ViewRef
 from harness.data.errors import DatasetError
 from harness.imageio import ImageReadError, read_image, write_png
+from harness.report.errormap import error_map
 from harness.report.runs import RunData
 from harness.safepath import check_name, inside
 
 FIXED_FRAMES = 4
 WORST_K = 4
-ERROR_GAIN = 4.0  # error maps show 4 x the mean absolute error per pixel, clipped at 1
 
 
 @dataclass
@@ -30,6 +34,8 @@ class GalleryItem:
     err: str | None
     values: dict[str, float]
     note: str = ""  # why ground truth, prediction or error is not shown
+    sources: list[tuple[str, str]] = field(default_factory=list)  # (image file or "", caption) per input view
+    kind: str = ""
 
 
 def describe(err: BaseException) -> str:
@@ -39,13 +45,14 @@ def describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _on_white(image: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    return image if alpha is None else image * alpha[..., None] + (1.0 - alpha[..., None])
+def _over(image: np.ndarray, alpha: np.ndarray | None, background: np.ndarray) -> np.ndarray:
+    return image if alpha is None else image * alpha[..., None] + background * (1.0 - alpha[..., None])
 
 
-def choose_images(data: RunData, variant: str, directions: dict[str, str]) -> list[tuple[dict[str, Any], str]]:
+def choose_images(data: RunData, variant: str, directions: Mapping[str, str],
+                  titles: Mapping[str, str] | None = None) -> list[tuple[dict[str, Any], str]]:
     """Fixed frames (first target of units spread over the run) and the worst-k images per metric; an image chosen
-    for several reasons is listed once, with all of them ("worst psnr, worst ssim")."""
+    for several reasons is listed once, with all of them ("worst PSNR, worst SSIM")."""
     if data.images.is_empty():
         return []
     chosen: dict[tuple[Any, ...], tuple[dict[str, Any], list[str]]] = {}
@@ -65,21 +72,54 @@ def choose_images(data: RunData, variant: str, directions: dict[str, str]) -> li
             match = data.images.filter((pl.col("unit") == row["unit"]) & (pl.col("camera") == row["camera"])
                                        & (pl.col("frame") == row["frame"]))
             if match.height:
-                choose(match.row(0, named=True), f"worst {metric}")
+                choose(match.row(0, named=True), f"worst {(titles or {}).get(metric, metric)}")
     return [(row, ", ".join(reasons)) for row, reasons in chosen.values()]
 
 
-def write_gallery(data: RunData, adapter: Any, out: Path, variant: str,
-                  directions: dict[str, str]) -> list[GalleryItem]:
+def _image_stem(ref: ViewRef) -> str:
+    return check_name(f"{ref.subject}.{ref.sequence}.cam_{ref.camera}.f{ref.frame:05d}", "gallery image")
+
+
+def write_sources(data: RunData, adapter: Any, unit: str, out: Path,
+                  written: dict[ViewRef, tuple[str, str]]) -> list[tuple[str, str]]:
+    """The unit's input views as files (each written once per page), as (file or "", caption with the reason)."""
+    shown = []
+    eval_unit = data.eval_units.get(unit)
+    for ref in eval_unit.sources if eval_unit is not None else ():
+        if ref not in written:
+            caption = f"cam {ref.camera}, frame {ref.frame}"
+            if adapter is None:
+                written[ref] = ("", f"{caption}: not shown, the dataset is not readable here")
+            else:
+                try:
+                    view = adapter.load_view(ref)
+                except Exception as err:  # the page is still built; the caption says why the input is missing
+                    written[ref] = ("", f"{caption}: not shown, {describe(err)}")
+                else:
+                    name = f"img/input.{_image_stem(ref)}.png"
+                    write_png(out / name, view.image)
+                    written[ref] = (name, caption)
+        shown.append(written[ref])
+    return shown
+
+
+def write_gallery(data: RunData, adapter: Any, out: Path, variant: str, directions: Mapping[str, str],
+                  titles: Mapping[str, str] | None = None) -> list[GalleryItem]:
     """Write the images under ``out/img`` and return what the page shows; ground truth needs the dataset.
 
     The page is built from what was scored: a view whose ground truth (camera or image) or prediction cannot be
     read here is still listed, without the images that could not be made and with the reason.
     """
+    wild = data.reference_free
+    if wild:
+        data = RunData(data.root, data.run, data.metrics.filter(~pl.col("unit").is_in(sorted(wild))),
+                       data.images.filter(~pl.col("unit").is_in(sorted(wild))) if not data.images.is_empty()
+                       else data.images, data.units, data.unavailable, data.metric_identities)
     items: list[GalleryItem] = []
     written: dict[str, tuple[str | None, str | None, str | None, str]] = {}
+    inputs: dict[ViewRef, tuple[str, str]] = {}
     values = data.metrics.filter(pl.col("variant") == variant)
-    for row, reason in choose_images(data, variant, directions):
+    for row, reason in choose_images(data, variant, directions, titles):
         ref = ViewRef(row["subject"], row["sequence"], row["frame"], row["camera"])
         stem = check_name(f"{row['unit']}.cam_{ref.camera}.f{ref.frame:05d}", "gallery image")
         if stem not in written:
@@ -87,8 +127,11 @@ def write_gallery(data: RunData, adapter: Any, out: Path, variant: str,
         gt_file, pred_file, err_file, note = written[stem]
         own = values.filter((pl.col("unit") == row["unit"]) & (pl.col("camera") == ref.camera)
                             & (pl.col("frame") == ref.frame) & (pl.col("status") == "ok"))
+        unit = data.eval_units.get(row["unit"])
         items.append(GalleryItem(ref, row["unit"], reason, gt_file, pred_file, err_file,
-                                 dict(zip(own["metric"].to_list(), own["value"].to_list(), strict=True)), note))
+                                 dict(zip(own["metric"].to_list(), own["value"].to_list(), strict=True)), note,
+                                 write_sources(data, adapter, row["unit"], out, inputs),
+                                 unit.kind if unit is not None else ""))
     return items
 
 
@@ -96,12 +139,16 @@ def _write_images(data: RunData, adapter: Any, ref: ViewRef, prediction: str, ou
                   variant: str) -> tuple[str | None, str | None, str | None, str]:
     """(ground truth, prediction, error) files of one view, each None when it cannot be made, and why."""
     notes = []
+    background = np.asarray(data.expanded[0].background, dtype=np.float32)
     try:
-        pred: np.ndarray | None = read_image(inside(data.root, data.root / prediction, "prediction"))[0]
+        pred, pred_alpha = read_image(inside(data.root, data.root / prediction, "prediction"))
     except ImageReadError as err:
         pred = None
         notes.append(f"prediction not shown: {err}")
-    gt_img = alpha = None
+    else:  # an RGBA prediction is shown over the protocol background, as the masked scores see it
+        pred = _over(pred, pred_alpha, background)
+    gt_img: np.ndarray | None = None
+    alpha: np.ndarray | None = None
     if adapter is not None and not ref.camera.startswith("orbit_yaw"):  # orbit views have no truth
         try:
             view = adapter.load_view(ref)
@@ -109,7 +156,7 @@ def _write_images(data: RunData, adapter: Any, ref: ViewRef, prediction: str, ou
             notes.append(f"ground truth not shown: {describe(err)}")
         else:
             alpha = view.alpha if variant == "masked" else None
-            gt_img = _on_white(view.image, alpha)
+            gt_img = _over(view.image, alpha, background)
     gt_file = pred_file = err_file = None
     if gt_img is not None:
         gt_file = f"img/{stem}.gt.png"
@@ -119,11 +166,10 @@ def _write_images(data: RunData, adapter: Any, ref: ViewRef, prediction: str, ou
             notes.append(f"no error map: the prediction is {pred.shape[1]}x{pred.shape[0]}, the ground truth "
                          f"{gt_img.shape[1]}x{gt_img.shape[0]}")
             alpha = gt_img = None
-        shown = _on_white(pred, alpha)
+        shown = _over(pred, alpha, background)
         if gt_img is not None:
-            error = np.clip(np.abs(shown - gt_img).mean(-1) * ERROR_GAIN, 0, 1)
             err_file = f"img/{stem}.err.png"
-            write_png(out / err_file, np.repeat(error[..., None], 3, -1))
+            write_png(out / err_file, error_map(shown, gt_img))
         pred_file = f"img/{stem}.pred.png"
         write_png(out / pred_file, shown)
     return gt_file, pred_file, err_file, "; ".join(notes)

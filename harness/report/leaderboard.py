@@ -28,6 +28,7 @@ from harness.jsonio import atomic_write_bytes
 from harness.report.errors import ReportInputError
 from harness.report.runs import load_run
 from harness.report.tables import headline_variant
+from harness.scoring.precision import run_mode
 from harness.scoring.statistics import summarise
 
 SCHEMA_VERSION = 1
@@ -104,6 +105,7 @@ def measured_entry(run_dir: Path) -> dict[str, Any]:
         "run_dir": str(Path(run_dir).resolve()), "protocol_version": data.run.get("protocol_version"),
         "harness_version": provenance.get("harness_version", ""), "commit": provenance.get("harness_commit", ""),
         "complete": bool(stats["complete"].all()) and not data.run.get("failed_units"),
+        "metric_precision": run_mode(data.metric_identities) or "unrecorded",
         "added_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -9,8 +9,11 @@ from typing import Any
 
 import polars as pl
 
+from harness.api.types import EvalUnit
+from harness.data.protocol import Protocol, run_protocol
 from harness.jsonio import read_json
 from harness.report.errors import ReportInputError
+from harness.report.labels import REFERENCE_FREE_KINDS
 from harness.safepath import UnsafePathError, check_name
 from harness.store import RunFolderError, RunStore
 
@@ -47,6 +50,21 @@ class RunData:
     def synthetic_demo(self) -> bool:
         """Whether any prediction came from a synthetic-demo stand-in model (marked wherever the run appears)."""
         return any(bool(c.get("synthetic_demo")) for c in self.checkpoints)
+
+    @cached_property
+    def expanded(self) -> tuple[Protocol, dict[str, EvalUnit]]:
+        """The run's protocol and its units by name, expanded as they were when the run started."""
+        protocol, units = run_protocol(self.run)
+        return protocol, {u.name: u for u in units}
+
+    @property
+    def eval_units(self) -> dict[str, EvalUnit]:
+        return self.expanded[1]
+
+    @property
+    def reference_free(self) -> set[str]:
+        """Units scored without ground truth (against their input photo)."""
+        return {name for name, unit in self.eval_units.items() if unit.kind in REFERENCE_FREE_KINDS}
 
     @property
     def protocol_label(self) -> str:

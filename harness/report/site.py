@@ -26,10 +26,24 @@ from harness.jsonio import read_json, stable_hash
 from harness.plugins.registry import Registry
 from harness.provenance import git_commit
 from harness.report import plots
+from harness.report.errormap import scale_bar
 from harness.report.gallery import describe, write_gallery
+from harness.report.labels import (
+    PAPER_METRICS,
+    UNITS,
+    Footnotes,
+    kind_label,
+    metric_axis,
+    metric_title,
+    missing_note,
+    variant_label,
+)
 from harness.report.runs import RunData, load_runs
 from harness.report.tables import Board, build_board, export_rows, headline_variant, to_csv, to_json, to_latex
+from harness.report.wild_gallery import applicable, write_wild_gallery
 from harness.safepath import check_name, inside
+from harness.scoring.precision import describe as describe_precision
+from harness.scoring.precision import reduced_mode
 
 ASSETS = ("style.css", "sort.js")
 MAX_LISTED = 5  # views named in a plot's note; the rest are counted
@@ -47,7 +61,28 @@ def environment(registry: Registry, user_templates: Path | None = None) -> Envir
     env = Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
                       lstrip_blocks=True)
     env.filters["num"] = lambda v, digits=4: "—" if v is None else f"{v:.{digits}f}"
+    specs = registry.specs.get("metrics", {})
+    env.filters["metric"] = lambda name: metric_title(name, specs)
+    env.filters["unit"] = lambda name: f" {UNITS[name]}" if name in UNITS else ""  # after a value: "30.1 dB"
+    env.filters["heading"] = lambda name: metric_title(name, specs) + (f" [{UNITS[name]}]" if name in UNITS else "")
+    env.filters["variant"] = variant_label
+    env.filters["kind"] = kind_label
+    env.filters["metric_precision"] = describe_precision  # a run's metric_identities -> one line
+    env.filters["reduced_precision"] = reduced_mode  # -> "bf16" / "tf32", "" for fp32
+    env.filters["codec_note"] = codec_note  # a run's run.json -> "scores are after an H.264 crf 14 ..." or ""
     return env
+
+
+def codec_note(run: dict[str, Any]) -> str:
+    """What codec round trip a run's scores were taken after, for the pages that show them ("" for none)."""
+    from harness.data.errors import ProtocolError
+    from harness.scoring.codec import recorded_codec
+
+    try:
+        codec = recorded_codec(run)
+    except ProtocolError as err:
+        return f"codec round trip setting unreadable: {err}"
+    return codec.describe() if codec is not None else ""
 
 
 def extension_sections(registry: Registry, page: str, context: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,6 +103,8 @@ def provenance(runs: list[RunData]) -> dict[str, Any]:
         "runs": [{"id": r.run_id, "recorded_at": r.run.get("provenance", {}).get("recorded_at", ""),
                   "commit": r.run.get("provenance", {}).get("harness_commit", "")} for r in runs],
         "weights": metric_weight_files(runs),
+        "metric_precision": sorted({describe_precision(r.metric_identities) for r in runs} - {""}),
+        "codec": sorted({codec_note(r.run) for r in runs} - {""}),
     }
 
 
@@ -90,6 +127,16 @@ def board_headline(board: Board) -> dict[str, Any]:
     cells = {r.run.method: r.cells.get(metric) for r in board.rows}
     return {"metric": metric, "direction": board.directions.get(metric, ""), "images": images, "cells": cells,
             "variant": board.rows[0].variant if board.rows else ""}
+
+
+def _by_kind(series: dict[str, pl.DataFrame], metric: str) -> dict[tuple[str, str], pl.DataFrame]:
+    """One table per (method, unit kind) of one metric's values."""
+    out = {}
+    for method, table in series.items():
+        own = table.filter(pl.col("metric") == metric)
+        for (kind,), part in own.group_by(["kind"], maintain_order=True):
+            out[(method, str(kind))] = part
+    return out
 
 
 def failed_units(data: RunData) -> list[dict[str, str]]:
@@ -118,11 +165,11 @@ def failed_units(data: RunData) -> list[dict[str, str]]:
 class SiteBuilder:
     def __init__(self, runs: list[RunData], out: Path, registry: Registry, user_templates: Path | None = None,
                  paper_rows: list[dict[str, Any]] | None = None) -> None:
-        self.runs, self.out, self.registry = runs, Path(out), registry
+        self.metric_specs = registry.specs.get("metrics", {})
+        self.runs, self.out, self.registry = [applicable(r, self.metric_specs) for r in runs], Path(out), registry
         self.env = environment(registry, user_templates)
         self.paper_rows = paper_rows or []
         self.footer = provenance(runs)
-        self.metric_specs = registry.specs.get("metrics", {})
         self.directions = {name: spec.direction for name, spec in self.metric_specs.items()}
         self._adapters: dict[tuple[str, str, str], Any] = {}
 
@@ -164,10 +211,22 @@ class SiteBuilder:
         for method in methods:
             self.method_page(method, boards)
         paper_boards = self.paper_boards()
+        headline = {b.slug: board_headline(b) for b in boards}
+        notes = Footnotes()
+        marks = {(b.slug, r.run.method): notes.mark(self._missing_text(r.run, headline[b.slug]["metric"]))
+                 for b in boards for r in b.rows
+                 if headline[b.slug]["metric"] and r.cells.get(headline[b.slug]["metric"]) is None}
         return self.write("index.html", "index.html.j2", boards=boards, methods=methods,
                           matrix={(b.slug, r.run.method): r for b in boards for r in b.rows},
-                          headline={b.slug: board_headline(b) for b in boards}, paper_boards=paper_boards,
+                          headline=headline, paper_boards=paper_boards, marks=marks, footnotes=notes.notes,
                           is_index=True)
+
+    def _missing_text(self, data: RunData, metric: str) -> str:
+        """The footnote of a metric a run has no value for: why it could not run and the fix."""
+        if metric in data.unavailable:
+            return missing_note(metric, data.unavailable[metric], self.metric_specs)
+        return (f"{metric_title(metric, self.metric_specs)}: not scored in run {data.run_id}; score it again "
+                f"(harness score {data.root})")
 
     def paper_boards(self) -> list[dict[str, Any]]:
         """One labelled page per (dataset, protocol) of paper-reported rows: numbers as printed, never measured
@@ -179,7 +238,7 @@ class SiteBuilder:
         for (dataset, protocol), rows in sorted(grouped.items()):
             slug = f"paper.{dataset}.{protocol}"
             check_name(slug, "paper board")
-            metrics = [m for m in ("psnr", "ssim", "lpips", "csim", "dreamsim")
+            metrics = [m for m in PAPER_METRICS
                        if any(r.get("metrics", {}).get(m) is not None for r in rows)]
             self.write(f"boards/{slug}.html", "paper.html.j2", dataset=dataset, protocol=protocol, rows=rows,
                        metrics=metrics, directions=self.directions,
@@ -194,11 +253,15 @@ class SiteBuilder:
         exports.mkdir(exist_ok=True)
         (exports / f"{board.slug}.csv").write_text(to_csv(records), encoding="utf-8")
         (exports / f"{board.slug}.json").write_text(to_json(board, records), encoding="utf-8")
-        (exports / f"{board.slug}.tex").write_text(to_latex(board), encoding="utf-8")
+        headings = {m: self.env.filters["heading"](m) for m in board.metrics}
+        (exports / f"{board.slug}.tex").write_text(to_latex(board, headings), encoding="utf-8")
         figures = self.board_plots(board)
         paper = [p for p in self.paper_rows if p.get("dataset") == board.dataset]
+        notes = Footnotes()
+        marks = {(row.run.run_id, m): notes.mark(self._missing_text(row.run, m))
+                 for row in board.rows for m in board.metrics if m not in row.cells}
         self.write(f"boards/{board.slug}.html", "board.html.j2", board=board, figures=figures, paper=paper,
-                   metric_specs=self.metric_specs)
+                   metric_specs=self.metric_specs, marks=marks, footnotes=notes.notes, paper_metrics=PAPER_METRICS)
 
     def board_plots(self, board: Board) -> list[dict[str, str]]:
         yaw_series: dict[str, pl.DataFrame] = {}
@@ -209,7 +272,7 @@ class SiteBuilder:
             table = data.metrics.filter((pl.col("variant") == row.variant) & (pl.col("status") == "ok"))
             if table.is_empty():
                 continue
-            units = {u.name: u for u in run_protocol(data.run)[1]}
+            units = data.eval_units
             inputs = pl.DataFrame({"unit": list(units), "inputs": [len(u.sources) for u in units.values()]})
             input_series[data.method] = table.join(inputs, on="unit")
             adapter, why = self.adapter(data)
@@ -225,21 +288,30 @@ class SiteBuilder:
                              f"cannot be read: {shown}{more}")
         figures = []
         counts = {c for t in input_series.values() for c in t["inputs"].unique().to_list()}
+        variants = sorted({r.variant for r in board.rows})
+        shown_variant = ", ".join(variant_label(v) for v in variants)
         for metric in board.metrics:
             direction = board.directions[metric]
             if not any(t.filter(pl.col("metric") == metric).height for t in input_series.values()):
                 continue  # a metric no run could compute has no plot (its cells say why)
+            title = metric_title(metric, self.metric_specs)
+            ylabel = metric_axis(metric, self.metric_specs, direction)
             if yaw_series:
-                path = plots.metric_by_group({m: t.filter(pl.col("metric") == metric) for m, t in yaw_series.items()},
-                                             "yaw", metric, direction, "target yaw relative to the source camera (deg)",
-                                             self.out / "plots" / f"{board.slug}.{metric}.yaw.svg")
-                figures.append({"file": f"plots/{path.name}", "caption": f"{metric} against target yaw"})
+                path = plots.metric_by_group(
+                    _by_kind(yaw_series, metric), "yaw",
+                    f"{title} ({shown_variant}) against target yaw, {board.dataset} / {board.protocol}", ylabel,
+                    "target yaw relative to the source camera (deg)",
+                    self.out / "plots" / f"{board.slug}.{metric}.yaw.svg")
+                figures.append({"file": f"plots/{path.name}", "caption": f"{title} against target yaw: mean over "
+                                f"images, bars the 95% bootstrap interval over subjects; one line per method and "
+                                f"unit kind"})
             if len(counts) > 1:
-                path = plots.metric_by_group({m: t.filter(pl.col("metric") == metric)
-                                              for m, t in input_series.items()}, "inputs", metric, direction,
-                                             "number of input views", self.out / "plots" / f"{board.slug}.{metric}"
-                                             ".inputs.svg")
-                figures.append({"file": f"plots/{path.name}", "caption": f"{metric} against input views"})
+                path = plots.metric_by_group(
+                    _by_kind(input_series, metric), "inputs",
+                    f"{title} ({shown_variant}) against input views, {board.dataset} / {board.protocol}", ylabel,
+                    "number of input views", self.out / "plots" / f"{board.slug}.{metric}.inputs.svg")
+                figures.append({"file": f"plots/{path.name}", "caption": f"{title} against the number of input "
+                                f"views: mean over images, bars the 95% bootstrap interval over subjects"})
         if len(counts) <= 1:
             notes.append("one input-view count in this protocol: no plot against the number of inputs")
         return figures + [{"file": "", "caption": n} for n in notes]
@@ -278,12 +350,20 @@ class SiteBuilder:
     def run_page(self, data: RunData) -> None:
         folder = self.out / "runs" / data.run_id
         adapter, why = self.adapter(data)
-        variant = headline_variant(data.metrics)
-        items = write_gallery(data, adapter, folder, variant, self.directions)
+        wild = data.reference_free
+        variant = headline_variant(data.metrics.filter(~pl.col("unit").is_in(sorted(wild))))
+        titles = {name: metric_title(name, self.metric_specs) for name in self.metric_specs}
+        items = write_gallery(data, adapter, folder, variant, self.directions, titles)
+        notes = Footnotes()
+        wild_units, wild_metrics = (write_wild_gallery(data, adapter, folder, self.directions, self.metric_specs,
+                                                       notes) if wild else ([], []))
+        missing = {m: notes.mark(missing_note(m, reason, self.metric_specs))
+                   for m, reason in sorted(data.unavailable.items())}
         context = {"run": data.run, "units": data.units, "root_path": str(data.root)}
         self.write(f"runs/{data.run_id}/index.html", "run.html.j2", data=data, items=items, gallery_note=why,
-                   variant=variant, failed=failed_units(data),
-                   sections=extension_sections(self.registry, "run", context))
+                   variant=variant, failed=failed_units(data), wild_units=wild_units, wild_metrics=wild_metrics,
+                   has_ground_truth=len(wild) < len(data.eval_units), missing=missing, footnotes=notes.notes,
+                   scale=scale_bar(), sections=extension_sections(self.registry, "run", context))
 
     def method_page(self, method: str, boards: list[Board]) -> None:
         spec = self.registry.specs.get("methods", {}).get(method)
@@ -300,7 +380,8 @@ class SiteBuilder:
                                "max_s": max(seconds), "peak_mb": max(memory)})
         context = {"method": method, "spec": spec}
         self.write(f"methods/{method}.html", "method.html.j2", method=method, spec=spec, measured=measured,
-                   paper=paper, timing=timing, sections=extension_sections(self.registry, "method", context))
+                   paper=paper, timing=timing, paper_metrics=PAPER_METRICS,
+                   sections=extension_sections(self.registry, "method", context))
 
 
 def build_report(run_dirs: list[Path], out: Path, registry: Registry, user_templates: Path | None = None,

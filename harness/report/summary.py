@@ -10,7 +10,9 @@ from harness.data.protocol import run_protocol
 from harness.jsonio import read_json
 from harness.plugins.registry import Registry
 from harness.report.aggregate import summary_table
+from harness.report.labels import REFERENCE_FREE_KINDS, Footnotes, missing_note
 from harness.report.site import build_report, environment
+from harness.report.wild_gallery import is_reference_free
 from harness.store import RunStore
 
 
@@ -23,9 +25,20 @@ def write_summary(run_dir: Path, registry: Registry) -> Path:
     expected = sum(len(u.targets) for u in units)
     failures = [read_json(p) for p in sorted((store.root / "failures").glob("*.json"))]
     checkpoints = store.recorded_checkpoints()
+    specs = registry.specs.get("metrics", {})
+    reference_free = bool(units) and all(u.kind in REFERENCE_FREE_KINDS for u in units)
+    unavailable = [u for u in problems.get("unavailable_metrics", [])
+                   if not reference_free or is_reference_free(u["metric"], specs)]
+    rows = summary_table(metrics, expected, registry, unavailable)
+    notes = Footnotes()
+    marks = {r["metric"]: notes.mark(missing_note(str(r["metric"]), str(r["unavailable"]), specs))
+             for r in rows if r["unavailable"]}
     html = environment(registry).get_template("summary.html.j2").render(
         run=run,
-        rows=summary_table(metrics, expected, registry, problems.get("unavailable_metrics", [])),
+        rows=rows,
+        marks=marks,
+        footnotes=notes.notes,
+        reference_free=reference_free,
         gallery=f"site/runs/{run['run_id']}/index.html",
         errors=problems["errors"],
         missing_units=problems["missing_units"],

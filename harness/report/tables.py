@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +13,11 @@ import numpy as np
 import polars as pl
 
 from harness.report.runs import RunData
+from harness.scoring.precision import run_mode
 from harness.scoring.statistics import summarise
 
 HEADLINE_VARIANT = "masked"
+REFERENCE_FREE_VARIANT = "against_photo"  # the headline of units without ground truth
 
 
 @dataclass
@@ -58,9 +61,12 @@ class Board:
         return f"{self.dataset}.{self.protocol}"
 
 
-def headline_variant(metrics: pl.DataFrame) -> str:
+def headline_variant(metrics: pl.DataFrame, default: str = HEADLINE_VARIANT) -> str:
+    """``masked`` where the table has it, else its first variant; ``default`` for a table without rows."""
     variants = set(metrics["variant"].unique().to_list()) if not metrics.is_empty() else set()
-    return HEADLINE_VARIANT if HEADLINE_VARIANT in variants or not variants else sorted(variants)[0]
+    if not variants:
+        return default
+    return HEADLINE_VARIANT if HEADLINE_VARIANT in variants else sorted(variants)[0]
 
 
 def subject_means(metrics: pl.DataFrame, variant: str) -> dict[str, dict[str, float | None]]:
@@ -93,7 +99,8 @@ def build_board(dataset: str, protocol: str, runs: list[RunData], metric_order: 
     rows = []
     present: set[str] = set()
     for data in runs:
-        variant = headline_variant(data.metrics)
+        wild_only = bool(data.eval_units) and len(data.reference_free) == len(data.eval_units)
+        variant = headline_variant(data.metrics, REFERENCE_FREE_VARIANT if wild_only else HEADLINE_VARIANT)
         stats = summarise(data.metrics.filter(pl.col("variant") == variant)) if not data.metrics.is_empty() else None
         cells = {}
         if stats is not None:
@@ -128,7 +135,8 @@ def export_rows(board: Board) -> list[dict[str, Any]]:
     for row in board.rows:
         record: dict[str, Any] = {"method": row.run.method, "run": row.run.run_id, "variant": row.variant,
                                   "rank": row.rank, "complete": row.complete, "training_overlap": row.overlap,
-                                  "synthetic_demo_model": row.run.synthetic_demo}
+                                  "synthetic_demo_model": row.run.synthetic_demo,
+                                  "metric_precision": run_mode(row.run.metric_identities)}
         for metric in board.metrics:
             cell = row.cells.get(metric)
             record[f"{metric}_mean"] = cell.mean if cell else None
@@ -161,9 +169,12 @@ def _latex_escape(text: str) -> str:
     return text
 
 
-def to_latex(board: Board) -> str:
+def to_latex(board: Board, headings: Mapping[str, str] | None = None) -> str:
+    """The board as a LaTeX tabular; ``headings`` names each metric's column (e.g. "PSNR [dB]"), else its id."""
     arrows = {"higher": r"$\uparrow$", "lower": r"$\downarrow$"}
-    header = " & ".join(["Method", *[f"{_latex_escape(m)} {arrows[board.directions[m]]}" for m in board.metrics]])
+    named = headings or {}
+    header = " & ".join(["Method", *[f"{_latex_escape(named.get(m, m))} {arrows[board.directions[m]]}"
+                                     for m in board.metrics]])
     lines = [r"\begin{tabular}{l" + "c" * len(board.metrics) + "}", r"\toprule", header + r" \\", r"\midrule"]
     for row in board.rows:
         cells = []

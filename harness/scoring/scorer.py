@@ -29,10 +29,14 @@ from harness.imageio import ImageReadError, read_image
 from harness.jsonio import atomic_write_json, naming, read_json, sha256_bytes, stable_hash
 from harness.plugins.registry import Registry
 from harness.safepath import UnsafePathError
+from harness.scoring.codec import CodecError, CodecRoundTrip, protocol_codec, round_trip_views
+from harness.scoring.precision import DEFAULT_PRECISION, check_precision, run_mode, with_precision
+from harness.scoring.precision import identity as precision_identity
 from harness.scoring.values import Features, MetricValues, ReferenceCache, ReferenceFeatureMetric
 from harness.store import RunStore
 
-SCORER_VERSION = 5  # 5: RGBA predictions' full variant composited over the background plate (or undefined)
+SCORER_VERSION = 6  # 6: SSIM's blur on CPU by scipy.ndimage (last-bit changes); metric precision modes
+# 5: RGBA predictions' full variant composited over the background plate (or undefined)
 # 4: SSIM in float64, PSNR capped, empty ground-truth alpha undefined, ranges enforced
 # 3: per-image float64 reductions of PSNR and SSIM, independent of the batch
 # Measured (benchmarks/bench_metrics.py): on CPU, one pair at a time is fastest for the pixel metrics and LPIPS at
@@ -72,6 +76,7 @@ class ScoreResult:
     expected_images: int = 0
     unavailable_metrics: list[dict[str, str]] = field(default_factory=list)
     metric_identities: dict[str, dict[str, Any]] = field(default_factory=dict)  # weights sha256 per metric
+    metric_precision: str = DEFAULT_PRECISION  # the run's mode (harness.scoring.precision.run_mode)
 
 
 @dataclass
@@ -124,15 +129,16 @@ def load_metrics(registry: Registry, names: Sequence[str] | None, device: str, s
 
 def metric_identities(registry: Registry, metrics: list[tuple[MetricSpec, Any]]) -> dict[str, dict[str, Any]]:
     """Everything a metric's values depend on besides the images: its target, settings, the sha256 of every weight
-    file it loaded, and the versions of the libraries that compute it. Part of every cached unit's key and recorded
-    in ``run.json``."""
+    file it loaded, the precision it ran in (with its tested tolerance when reduced), and the versions of the
+    libraries that compute it. Part of every cached unit's key and recorded in ``run.json``."""
     from harness.weights import checksums
 
     return {spec.name: {"target": spec.target, "settings": spec.settings,
                         "weights": {rel: sha for w in spec.weights
                                     if (source := registry.specs["weights"].get(w)) is not None
-                                    for rel, sha in checksums(source).items()}}
-            for spec, _ in metrics}
+                                    for rel, sha in checksums(source).items()},
+                        **precision_identity(metric)}
+            for spec, metric in metrics}
 
 
 def library_versions() -> dict[str, str]:
@@ -333,17 +339,29 @@ def _plates_fingerprint(adapter: DatasetAdapter, loaded: Loaded, memo: dict[tupl
 
 
 def _unit_pairs(store: RunStore, unit: EvalUnit, loaded: Loaded, adapter: DatasetAdapter,
-                background: tuple[float, float, float]) -> tuple[list[_Pair], list[dict[str, Any]]]:
+                background: tuple[float, float, float], codec: CodecRoundTrip | None = None) -> tuple[
+        list[_Pair], list[dict[str, Any]]]:
     pairs: list[_Pair] = []
     errors: list[dict[str, Any]] = []
+    predictions: dict[ViewRef, tuple[np.ndarray, str, str, np.ndarray | None]] = {}
     for ref, view, why in loaded:
         try:
             if view is None:
                 raise ScoringError(why or "ground truth unreadable")
-            pred, rel, pred_sha, pred_alpha = _load_prediction(store, unit, ref, view.image.shape)
+            predictions[ref] = _load_prediction(store, unit, ref, view.image.shape)
         except ScoringError as err:
             errors.append({"unit": unit.name, **ref.as_dict(), "error": str(err)})
+    if codec is not None and predictions:  # scored as a submission carries them: RGB frames after the codec
+        try:
+            coded = round_trip_views({r: (p[0], p[3]) for r, p in predictions.items()}, background, codec)
+        except CodecError as err:
+            errors += [{"unit": unit.name, **r.as_dict(), "error": f"unit {unit.name}: {err}"} for r in predictions]
+            return pairs, errors
+        predictions = {r: (coded[r], rel, sha, None) for r, (_, rel, sha, _) in predictions.items()}
+    for ref, view, _ in loaded:
+        if ref not in predictions or view is None:
             continue
+        pred, rel, pred_sha, pred_alpha = predictions[ref]
         full, full_note = _full_prediction(pred, pred_alpha, ref, adapter)
         if pred_alpha is not None:  # the masked variant sees the prediction over the protocol background
             a = pred_alpha[..., None]
@@ -375,10 +393,10 @@ def _full_prediction(pred: np.ndarray, pred_alpha: np.ndarray | None, ref: ViewR
 
 def _score_units(store: RunStore, group: list[tuple[EvalUnit, Loaded]], adapter: DatasetAdapter, protocol: Protocol,
                  metrics: list[tuple[MetricSpec, Any]], device: str, run_meta: dict[str, Any],
-                 cache: ReferenceCache | None) -> list[_UnitScore]:
+                 cache: ReferenceCache | None, codec: CodecRoundTrip | None = None) -> list[_UnitScore]:
     """Score the paired units of ``group`` together: their pairs share batches (on CUDA a batch spans units), and
     each pair's values are the same whatever batch it came in (see harness.scoring.metrics)."""
-    per_unit = [_unit_pairs(store, unit, loaded, adapter, protocol.background) for unit, loaded in group]
+    per_unit = [_unit_pairs(store, unit, loaded, adapter, protocol.background, codec) for unit, loaded in group]
     pairs = [pair for unit_pairs, _ in per_unit for pair in unit_pairs]
     owner = [u for u, (unit_pairs, _) in enumerate(per_unit) for _ in unit_pairs]
     t0 = time.perf_counter()
@@ -552,8 +570,12 @@ def _cached_unit(store: RunStore, unit: EvalUnit, key: str) -> tuple[pl.DataFram
 def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: DatasetAdapter | None = None,
               metric_names: Sequence[str] | None = None,
               progress: Callable[[str, int, int], None] | None = None, strict: bool = False,
-              cache: ReferenceCache | None = None) -> ScoreResult:
-    """Score every unit of the run folder; ``cache`` holds ground-truth features (default: the harness cache)."""
+              cache: ReferenceCache | None = None, metric_precision: str = DEFAULT_PRECISION,
+              codec_roundtrip: CodecRoundTrip | None = None) -> ScoreResult:
+    """Score every unit of the run folder; ``cache`` holds ground-truth features (default: the harness cache);
+    ``metric_precision`` is fp32, tf32 or bf16 (``harness.scoring.precision``); ``codec_roundtrip`` (else the
+    protocol's ``scoring.codec_roundtrip``) encodes predictions as a benchmark submission before scoring."""
+    check_precision(metric_precision, device)
     store = RunStore(run_dir)
     run = store.read_run()
     protocol, units = run_protocol(run, str(store.run_json))
@@ -563,12 +585,16 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
         adapter = open_dataset(registry.dataset(run["dataset"]), run.get("data_root") or None, protocol,
                                generate=True)
     metrics, unavailable = load_metrics(registry, metric_names or run.get("metrics"), device, strict)
+    metrics = [(spec, with_precision(metric, metric_precision, device)) for spec, metric in metrics]
     cache = cache or ReferenceCache()
     run_meta = {"run": run["run_id"], "method": run["method"], "dataset": run["dataset"],
                 "protocol": protocol.name, "protocol_version": protocol.version}
     identities = metric_identities(registry, metrics)
     cache_identity = {"scorer": SCORER_VERSION, "metrics": identities, "libraries": library_versions(),
                       "protocol": protocol.identity(), "run": run_meta}
+    codec = codec_roundtrip or protocol_codec(protocol.raw, f"{store.run_json} (protocol_content)")
+    if codec is not None:
+        cache_identity["codec_roundtrip"] = codec.as_dict()
     metric_parts, image_parts, errors, missing = [], [], [], []
     seconds = 0.0
     skipped_units: dict[str, str] = run.get("skipped_units") or {}
@@ -593,7 +619,7 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     def flush() -> None:
         if group:
             parts = _score_units(store, [(u, loaded) for u, loaded, _ in group], adapter, protocol, metrics,
-                                 device, run_meta, cache)
+                                 device, run_meta, cache, codec)
             for (unit, _, key), part in zip(group, parts, strict=True):
                 commit(unit, key, part)
             group.clear()
@@ -632,7 +658,13 @@ def score_run(run_dir: Path, registry: Registry, device: str = "cpu", adapter: D
     _write_parquet(images_table, store.images_path)
     atomic_write_json(store.scoring_errors_path, {"errors": errors, "missing_units": missing,
                                                   "unavailable_metrics": unavailable,
-                                                  "metric_identities": identities})
+                                                  "metric_identities": identities,
+                                                  "metric_precision": run_mode(identities),
+                                                  "codec_roundtrip": codec.as_dict() if codec else None})
+    recorded = {k: v for k, v in store.read_run().items() if k != "scoring"}  # what `harness score` scored with
+    store.write_run({**recorded, "metric_identities": identities,
+                     **({"scoring": {"codec_roundtrip": codec.as_dict(), "note": codec.describe()}} if codec else {})})
     return ScoreResult(metrics_table, images_table, errors, missing, seconds,
                        expected_images=sum(len(u.targets) for u in units), unavailable_metrics=unavailable,
-                       metric_identities=identities)
+                       metric_identities=identities,
+                       metric_precision=run_mode(identities) or DEFAULT_PRECISION)
