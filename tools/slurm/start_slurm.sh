@@ -24,15 +24,7 @@ T0=$(date +%s%N)
 log() { local ms=$(( ($(date +%s%N) - T0) / 1000000 )); printf '[start_slurm %d.%03ds] %s\n' $((ms / 1000)) $((ms % 1000)) "$*"; }
 die() { log "ERROR: $*"; for f in slurmctld slurmd slurmdbd; do [ -f "$ROOT/log/$f.log" ] && tail -n 15 "$ROOT/log/$f.log" >&2; done; exit 1; }
 
-pid_alive() {  # pid_alive PID NAME: a live, non-zombie process whose command starts with NAME
-  [ -n "$1" ] && [ -r "/proc/$1/status" ] || return 1
-  grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null && return 1
-  case "$(cat "/proc/$1/comm" 2>/dev/null)" in "$2"*) return 0 ;; *) return 1 ;; esac
-}
-alive() {  # alive NAME [COMM]: our PID file RUN/NAME.pid names such a process
-  local pid; pid=$(cat "$RUN/$1.pid" 2>/dev/null) || return 1
-  pid_alive "$pid" "${2:-$1}"
-}
+. "$(dirname "${BASH_SOURCE[0]}")/pids.sh"
 # wait_for SECONDS CMD...: retry CMD every 0.2 s
 wait_for() { local n=$(( $1 * 5 )); shift; while ! "$@" >/dev/null 2>&1; do n=$((n - 1)); [ $n -gt 0 ] || return 1; sleep 0.2; done; }
 
