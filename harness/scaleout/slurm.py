@@ -28,6 +28,7 @@ from harness.jsonio import atomic_write_json, read_json
 from harness.scaleout.work import UnitOutcome, run_task
 
 JOBS_FILE = "slurm_jobs.json"
+KILL_GRACE_S = 2.0
 OPTIONS = {
     "cluster": "slurm (default), or submitit's `local` / `debug` executors (no SLURM; for testing)",
     "partition": "SLURM partition",
@@ -333,6 +334,8 @@ class SlurmExecutor:
         left = [u for u in entry["units"] if u in waiting]
         if not left:
             return
+        if state != "COMPLETED":
+            time.sleep(KILL_GRACE_S)  # sacct says CANCELLED at once; the task's process may take a moment to end
         results: dict[str, UnitOutcome] = {}
         if state == "COMPLETED":
             try:

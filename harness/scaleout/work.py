@@ -3,7 +3,11 @@ runs it in any process (a local worker, a SLURM array task)."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -100,11 +104,37 @@ def run_task(task: WorkerTask) -> list[UnitOutcome]:
 
     Raising would make an executor treat the whole task as failed (and submitit's debug executor would stop in
     ``pdb.post_mortem``); a unit's own failure is already in ``failures/``."""
+    with _stop_on_sigterm():
+        try:
+            return WorkerSession(task).predict(list(task.units))
+        except Exception as err:
+            detail = f"{type(err).__name__}: {err}"
+            return [UnitOutcome(n, 0.0, f"worker failed: {detail}\n{traceback.format_exc()}") for n in task.units]
+
+
+class TerminatedError(SystemExit):
+    """SIGTERM reached a worker (``scancel``, a time limit): it stops at once, the unit in flight uncommitted."""
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """End the task on SIGTERM instead of letting it run on.
+
+    submitit treats SIGTERM as a preemption warning and carries on, so a cancelled task would go on committing units
+    for SLURM's KillWait after the driver was told it ended; the unit in flight is discarded (its staging folder
+    removed) and nothing more is committed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise TerminatedError(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return WorkerSession(task).predict(list(task.units))
-    except Exception as err:
-        detail = f"{type(err).__name__}: {err}"
-        return [UnitOutcome(n, 0.0, f"worker failed: {detail}\n{traceback.format_exc()}") for n in task.units]
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _set_threads(threads: int | None) -> None:
