@@ -26,8 +26,9 @@ class ExecutorConfigError(ValueError):
 class ExecutionPlan:
     """What the driver hands an executor.
 
-    ``task``: the run's worker task without units (``task.with_units(names)`` makes one to ship); ``units``: the
-    pending unit names in protocol order; ``run_dir``: the run folder (executors keep their own files inside it);
+    ``task``: the run's worker task without units (``dataclasses.replace(task, units=...)`` makes one to ship);
+    ``units``: the pending unit names in protocol order; ``run_dir``: the run folder (executors keep their own
+    files inside it);
     ``options``: ``--executor-config`` over ``$HARNESS_HOME/config.yaml``'s section for this executor;
     ``in_process``: predicts units in the driver's own process with the method loaded there (what ``local`` uses);
     ``committed``: the seconds a committed, complete unit spent in the method, None while it is not committed;

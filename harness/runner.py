@@ -317,10 +317,14 @@ def predict_named_units(prepared: PreparedRun, method: Method, names: list[str],
             yield UnitOutcome(name, 0.0, message)
 
 
+def needs_predicting(prepared: PreparedRun, unit: EvalUnit) -> bool:
+    """Neither skipped by the method's capabilities nor committed and complete."""
+    return unit.name not in prepared.skipped and not prepared.store.is_done(unit.name, prepared.unit_key(unit),
+                                                                            unit.targets)
+
+
 def pending_units(prepared: PreparedRun) -> list[EvalUnit]:
-    store = prepared.store
-    return [u for u in prepared.units
-            if u.name not in prepared.skipped and not store.is_done(u.name, prepared.unit_key(u), u.targets)]
+    return [u for u in prepared.units if needs_predicting(prepared, u)]
 
 
 def predict(prepared: PreparedRun, registry: Registry, device: str,

@@ -113,7 +113,7 @@ def test_debug_executor_reports_unit_errors_without_stopping_in_pdb(tmp_path: Pa
 
 @pytest.mark.parametrize(("options", "message"), [
     (["--executor", "slurm", "--executor-config", "partiton=debug"], "executor slurm has no option partiton"),
-    (["--executor", "slurm", "--executor-config", "time=soon"], "give minutes or D-HH:MM:SS"),
+    (["--executor", "slurm", "--executor-config", "time=soon"], "give minutes, M:S, H:M:S or D-H:M:S"),
     (["--executor", "slurm", "--executor-config", "cluster=debug", "--executor-config", "partition=a"],
      "partition is a SLURM option"),
     (["--executor", "workers", "--executor-config", "workers=0"], "workers must be at least 1"),
@@ -141,6 +141,14 @@ def test_executor_options_come_from_config_yaml_under_the_command_line(tmp_path:
     (tmp_path / "config.yaml").write_text("executors:\n  slurm:\n    partition: gpu\n    time: 60\n")
     assert executor_options("slurm", {"time": "30"}) == {"partition": "gpu", "time": "30"}
     assert executor_options("workers", {}) == {}
+
+
+@pytest.mark.parametrize(("limit", "minutes"), [("90", 90), ("1:30", 2), ("0:30", 1), ("2:00:00", 120), ("1-2", 1560),
+                                                ("1-2:30", 1590), ("1-02:30:00", 1590)])
+def test_time_limits_read_as_sbatch_reads_them(limit: str, minutes: int) -> None:
+    from harness.scaleout.slurm import parse_settings
+
+    assert parse_settings({"time": limit}).parameters["timeout_min"] == minutes  # M:S is minutes:seconds, as sbatch
 
 
 def test_slurm_settings_map_to_submitit_parameters() -> None:

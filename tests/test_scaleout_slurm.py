@@ -52,6 +52,13 @@ def local_table(tmp_path_factory: pytest.TempPathFactory, demo_adapter) -> pl.Da
     return pl.read_parquet(result["prepared"].store.root / "metrics.parquet")
 
 
+def _three_sequential_tasks(runs: Path) -> list[str]:
+    """A slow method's 9 units as 3 tasks of 3 units, one running at a time: there is time to act mid-run."""
+    return ["run", "--method", "slow-nearest", "--dataset", "demo", "--device", "cpu", *SLURM,
+            "--executor-config", "units_per_task=3", "--executor-config", "array_parallelism=1",
+            "--runs-dir", str(runs)]
+
+
 def _run_dir(runs: Path) -> Path:
     return next(runs.glob("*/*/run.json")).parent
 
@@ -99,9 +106,7 @@ def test_a_cancelled_job_is_reported_and_the_next_run_finishes_only_the_rest(tmp
                                                                            test_plugin_site: Path,
                                                                            local_table: pl.DataFrame) -> None:
     runs = tmp_path / "runs"
-    args = ["run", "--method", "slow-nearest", "--dataset", "demo", "--device", "cpu", *SLURM,
-            "--executor-config", "units_per_task=3", "--executor-config", "array_parallelism=1",
-            "--runs-dir", str(runs)]
+    args = _three_sequential_tasks(runs)
     env = {**os.environ, "PYTHONPATH": str(test_plugin_site), "HARNESS_TEST_SLEEP": "2", "COLUMNS": "200"}
     driver = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -126,9 +131,7 @@ def test_a_cancelled_job_is_reported_and_the_next_run_finishes_only_the_rest(tmp
 def test_a_killed_driver_reattaches_instead_of_submitting_again(tmp_path: Path, test_plugin_site: Path,
                                                                 local_table: pl.DataFrame) -> None:
     runs = tmp_path / "runs"
-    args = ["run", "--method", "slow-nearest", "--dataset", "demo", "--device", "cpu", *SLURM,
-            "--executor-config", "units_per_task=3", "--executor-config", "array_parallelism=1",
-            "--runs-dir", str(runs)]
+    args = _three_sequential_tasks(runs)
     env = {**os.environ, "PYTHONPATH": str(test_plugin_site), "HARNESS_TEST_SLEEP": "1", "COLUMNS": "200"}
     driver = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)

@@ -11,10 +11,11 @@ import queue
 import subprocess
 import sys
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from harness.executors import ExecutionPlan, ExecutorConfigError
 from harness.scaleout.work import UnitOutcome
@@ -29,7 +30,13 @@ class _Worker:
     ready: bool = False
     alive: bool = True
     fatal: str | None = None
-    stdin: IO[str] | None = field(default=None, repr=False)
+
+    def send(self, line: str) -> None:
+        """One line to the worker; a worker that died is noticed by its end of output, not here."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
 
 
 def _read(worker: _Worker, messages: queue.Queue[tuple[int, dict[str, Any] | None]]) -> None:
@@ -48,12 +55,12 @@ def _died(worker: _Worker, doing: str = "") -> str:
     return f"worker {worker.index} (pid {worker.process.pid}) {how}{doing} (its log: {worker.log})"
 
 
-class _WorkerPool:
+class _WorkerPool(ABC):
     device: str | None = None  # the device every worker uses (None: the run's own)
 
+    @abstractmethod
     def slots(self, plan: ExecutionPlan) -> list[dict[str, str]]:
         """The environment of each worker; one per slot."""
-        raise NotImplementedError
 
     def run(self, plan: ExecutionPlan) -> Iterator[UnitOutcome]:
         envs = self.slots(plan)
@@ -69,10 +76,8 @@ class _WorkerPool:
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=handle, text=True,
                                        env={**os.environ, **extra})
             handle.close()
-            worker = _Worker(index, process, log, stdin=process.stdin)
-            assert worker.stdin is not None
-            worker.stdin.write(json.dumps(task.as_json()) + "\n")
-            worker.stdin.flush()
+            worker = _Worker(index, process, log)
+            worker.send(json.dumps(task.as_json()))
             threading.Thread(target=_read, args=(worker, messages), daemon=True).start()
             workers.append(worker)
         todo = list(plan.units)
@@ -80,9 +85,9 @@ class _WorkerPool:
             yield from self._dispatch(workers, todo, messages)
         finally:
             for worker in workers:
-                if worker.process.poll() is None and worker.stdin is not None:
+                if worker.process.poll() is None and worker.process.stdin is not None:
                     with contextlib.suppress(OSError):
-                        worker.stdin.close()
+                        worker.process.stdin.close()  # end of input: the worker exits
             for worker in workers:
                 try:
                     worker.process.wait(timeout=30)
@@ -95,10 +100,7 @@ class _WorkerPool:
         def give(worker: _Worker) -> None:
             if todo and worker.alive and worker.ready:
                 worker.unit = todo.pop(0)
-                assert worker.stdin is not None
-                with contextlib.suppress(OSError):  # it died: its end-of-output message follows
-                    worker.stdin.write(worker.unit + "\n")
-                    worker.stdin.flush()
+                worker.send(worker.unit)
 
         while any(w.alive for w in workers) and (todo or any(w.unit for w in workers)):
             index, message = messages.get()

@@ -18,21 +18,21 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from harness.executors import ExecutionPlan, ExecutorConfigError
 from harness.jsonio import atomic_write_json, read_json
-from harness.scaleout.work import UnitOutcome, run_task
+from harness.scaleout.work import UnitOutcome, WorkerTask, run_task
 
 JOBS_FILE = "slurm_jobs.json"
 KILL_GRACE_S = 2.0
 OPTIONS = {
     "cluster": "slurm (default), or submitit's `local` / `debug` executors (no SLURM; for testing)",
     "partition": "SLURM partition",
-    "time": "time limit per array task in minutes (or D-HH:MM:SS / HH:MM:SS)",
+    "time": "time limit per array task: minutes, M:S, H:M:S or D-H:M:S (as sbatch)",
     "gpus": "GPUs per task (--gpus-per-node)",
     "cpus": "CPUs per task; also the worker's torch thread count",
     "mem": "memory per task in GB",
@@ -61,25 +61,26 @@ class SlurmSettings:
 
 
 def _minutes(value: str) -> int:
-    text = value.strip()
+    """A SLURM time limit in whole minutes (rounded up), in any of sbatch's formats: M, M:S, H:M:S, D-H, D-H:M,
+    D-H:M:S."""
+    days, dash, clock = value.strip().partition("-")
+    if not dash:
+        days, clock = "0", days
     try:
-        return max(1, int(float(text)))
+        numbers = [int(p) for p in clock.split(":")]
+        whole_days = int(days)
     except ValueError:
-        pass
-    days, _, clock = text.rpartition("-")
-    parts = clock.split(":")
-    try:
-        numbers = [int(p) for p in parts]
-        total = int(days or 0) * 1440
-        if len(numbers) == 3:
-            total += numbers[0] * 60 + numbers[1] + (1 if numbers[2] else 0)
-        elif len(numbers) == 2:
-            total += numbers[0] * 60 + numbers[1]
-        else:
-            raise ValueError
-    except ValueError:
-        raise ExecutorConfigError(f"executor option time={value!r}: give minutes or D-HH:MM:SS") from None
-    return max(1, total)
+        numbers, whole_days = [], 0
+    if not numbers or len(numbers) > 3 or min(numbers) < 0 or whole_days < 0:
+        raise ExecutorConfigError(f"executor option time={value!r}: give minutes, M:S, H:M:S or D-H:M:S (as sbatch)")
+    if dash:  # D-H, D-H:M, D-H:M:S
+        hours, minutes, seconds = [*numbers, 0, 0][:3]
+    elif len(numbers) == 3:  # H:M:S
+        hours, minutes, seconds = numbers
+    else:  # M, M:S
+        hours, minutes, seconds = 0, numbers[0], (numbers[1:] or [0])[0]
+    total = ((whole_days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return max(1, -(-total // 60))
 
 
 def _number(key: str, value: str, kind: type = int, minimum: float = 1) -> Any:
@@ -210,6 +211,17 @@ def _find_submitted(name: str) -> str | None:
     return out[1] if len(out) >= 2 else None
 
 
+def _chunked_tasks(plan: ExecutionPlan, settings: SlurmSettings, units: list[str],
+                   attempt: str) -> tuple[list[list[str]], list[WorkerTask]]:
+    """The units in chunks of ``units_per_task``, and a worker task for each. The device is the one the user asked
+    for (``auto`` is resolved on the node, which may have the GPU the driver lacks)."""
+    size = settings.units_per_task
+    chunks = [units[i:i + size] for i in range(0, len(units), size)]
+    tasks = [replace(plan.task, device=plan.task.request.device, units=tuple(chunk), attempt=attempt,
+                     threads=settings.threads) for chunk in chunks]
+    return chunks, tasks
+
+
 class SlurmExecutor:
     def run(self, plan: ExecutionPlan) -> Iterator[UnitOutcome]:
         settings = parse_settings(plan.options)
@@ -225,7 +237,7 @@ class SlurmExecutor:
         pending = set(plan.units)
         live: dict[str, tuple[Any, dict[str, Any]]] = {}  # job id -> (job, entry)
         for entry in jobs.entries:
-            if entry.get("state") not in (None, "SUBMITTING") and entry.get("state") not in LIVE_STATES:
+            if entry.get("state") not in LIVE_STATES | {"SUBMITTING"}:
                 continue
             job_id = entry.get("job_id")
             if job_id is None and settings.cluster == "slurm":  # killed between sbatch and writing the id
@@ -264,11 +276,7 @@ class SlurmExecutor:
         executor = _executor(folder, settings, name)
         if settings.cluster == "slurm":
             check_with_sbatch(executor, folder)
-        size = settings.units_per_task
-        chunks = [units[i:i + size] for i in range(0, len(units), size)]
-        task = plan.task
-        tasks = [task.__class__(task.request, task.run_id, task.request.device, tuple(chunk), attempt,
-                                settings.threads) for chunk in chunks]
+        chunks, tasks = _chunked_tasks(plan, settings, units, attempt)
         entries = [{"index": i, "units": chunk, "attempt": attempt, "name": name, "job_id": None,
                     "state": "SUBMITTING", "submitted": datetime.now(UTC).isoformat(timespec="seconds")}
                    for i, chunk in enumerate(chunks)]
@@ -312,30 +320,27 @@ class SlurmExecutor:
             if now - last_state >= settings.state_every:
                 last_state = now
                 self._refresh(live, job_class, settings)
-                changed = False
-                for job_id, (job, entry) in list(live.items()):
-                    if not job.done():
-                        continue
-                    entry["state"] = state = _state(job) if settings.cluster == "slurm" else "COMPLETED"
-                    changed = True
-                    live.pop(job_id)
-                    yield from self._ended(plan, job, entry, state, waiting)
-                if changed:
+                ended = [live.pop(job_id) for job_id, (job, _) in list(live.items()) if job.done()]
+                for job, entry in ended:
+                    entry["state"] = _state(job) if settings.cluster == "slurm" else "COMPLETED"
+                if any(e["state"] != "COMPLETED" and set(e["units"]) & waiting for _, e in ended):
+                    time.sleep(KILL_GRACE_S)  # sacct says CANCELLED at once; the process may take a moment to end
+                for job, entry in ended:
+                    yield from self._ended(plan, job, entry, waiting)
+                if ended:
                     jobs.save()
             time.sleep(settings.poll)
-        self._refresh(live, job_class, settings)  # record the tasks' last states (they may still be finishing)
-        for job, entry in live.values():
-            entry["state"] = _state(job) if settings.cluster == "slurm" else entry["state"]
+        if settings.cluster == "slurm":  # record the tasks' last states (they may still be finishing)
+            self._refresh(live, job_class, settings)
+            for job, entry in live.values():
+                entry["state"] = _state(job)
         jobs.save()
 
-    def _ended(self, plan: ExecutionPlan, job: Any, entry: dict[str, Any], state: str,
+    def _ended(self, plan: ExecutionPlan, job: Any, entry: dict[str, Any],
                waiting: set[str]) -> Iterator[UnitOutcome]:
         """A task ended: its units not yet seen committed or failed are reported from its result, else as lost."""
         left = [u for u in entry["units"] if u in waiting]
-        if not left:
-            return
-        if state != "COMPLETED":
-            time.sleep(KILL_GRACE_S)  # sacct says CANCELLED at once; the task's process may take a moment to end
+        state = entry["state"]
         results: dict[str, UnitOutcome] = {}
         if state == "COMPLETED":
             try:
@@ -356,11 +361,7 @@ class SlurmExecutor:
     def _debug(self, plan: ExecutionPlan, settings: SlurmSettings, folder: Path) -> Iterator[UnitOutcome]:
         """submitit's debug executor runs each task in this process when its result is asked for."""
         executor = _executor(folder, settings, settings.name or "harness-debug")
-        size = settings.units_per_task
-        task = plan.task
-        attempt = uuid.uuid4().hex[:12]
-        tasks = [task.__class__(task.request, task.run_id, task.request.device, tuple(plan.units[i:i + size]),
-                                attempt, settings.threads) for i in range(0, len(plan.units), size)]
+        _, tasks = _chunked_tasks(plan, settings, plan.units, uuid.uuid4().hex[:12])
         for job in executor.map_array(run_task, tasks):
             yield from job.result()
 

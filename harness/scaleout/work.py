@@ -8,7 +8,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,9 +36,6 @@ class WorkerTask:
     units: tuple[str, ...]
     attempt: str = ""  # tags failures/ records, so a driver tells this attempt's failures from older ones
     threads: int | None = None  # CPU threads for torch in the worker (None: the harness default)
-
-    def with_units(self, units: list[str] | tuple[str, ...], attempt: str = "") -> WorkerTask:
-        return replace(self, units=tuple(units), attempt=attempt or self.attempt)
 
     def as_json(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -85,17 +82,19 @@ class WorkerSession:
                                   run_context(self.prepared, registry))
 
     def predict(self, names: list[str]) -> list[UnitOutcome]:
-        from harness.runner import pending_units, predict_named_units
+        """Predict the named units in order. One already committed (a task re-submitted after a partial job) is
+        reported done, not redone; only the named units' folders are looked at."""
+        from harness.runner import needs_predicting, predict_named_units
 
-        wanted = set(names)
-        pending = {u.name for u in pending_units(self.prepared)} & wanted
-        known = {u.name for u in self.prepared.units}
-        out = [UnitOutcome(n, 0.0, f"unit {n} is not a unit of run {self.task.run_id}") for n in names
-               if n not in known]
-        # A unit another attempt already committed is not redone (a re-submitted task after a partial job).
-        todo = [n for n in names if n in pending]
-        out += [UnitOutcome(n) for n in names if n in known and n not in pending]
-        out += list(predict_named_units(self.prepared, self.method, todo, self.device, self.task.attempt))
+        out: list[UnitOutcome] = []
+        for name in names:
+            unit = self.prepared.units_by_name.get(name)
+            if unit is None:
+                out.append(UnitOutcome(name, 0.0, f"unit {name} is not a unit of run {self.task.run_id}"))
+            elif not needs_predicting(self.prepared, unit):
+                out.append(UnitOutcome(name))
+            else:
+                out += predict_named_units(self.prepared, self.method, [name], self.device, self.task.attempt)
         return out
 
 
